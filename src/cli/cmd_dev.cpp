@@ -1,0 +1,32 @@
+// `pictor dev ...`: developer tools (golden conformance runner, tiny model generators).
+#include <cstdio>
+#include <string>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+#include "core/runtime.hpp"
+#include "dev/conform.hpp"
+
+namespace pictor::cli {
+
+void add_dev_commands(CLI::App& app) {
+  auto* dev = app.add_subcommand("dev", "Developer tools: golden conformance, tiny test models");
+  dev->require_subcommand(1);
+
+  auto* conform =
+      dev->add_subcommand("conform", "Check a golden case folder (case.json + inputs/outputs) against Pictor");
+  auto dir = std::make_shared<std::string>();
+  auto threads = std::make_shared<int>(0);
+  conform->add_option("DIR", *dir, "Case folder in the golden layout")->required();
+  conform->add_option("--threads", *threads, "Compute threads (default: all cores)");
+  conform->callback([dir, threads] {
+    set_threads(*threads);
+    std::string kind;
+    auto rep = dev::run_conform(*dir, &kind);
+    std::printf("case %s (kind: %s)\n%s", dir->c_str(), kind.c_str(), rep.format().c_str());
+    std::printf("%d checks, %d failed\n", static_cast<int>(rep.results().size()), rep.failures());
+    if (!rep.all_pass()) throw CLI::RuntimeError(1);
+  });
+}
+
+}  // namespace pictor::cli

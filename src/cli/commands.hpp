@@ -1,0 +1,9 @@
+#pragma once
+// Each `pictor` subcommand lives in its own cmd_*.cpp and adds itself to the app here.
+#include <CLI/CLI.hpp>
+
+namespace pictor::cli {
+
+void add_dev_commands(CLI::App& app);
+
+}  // namespace pictor::cli

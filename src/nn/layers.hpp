@@ -1,0 +1,64 @@
+#pragma once
+// Basic layers as plain structs of tensors. They are built from a ParamSource under a checkpoint name
+// prefix (e.g. "down_blocks.0.resnets.1.conv1") and are pure functions of their input, written with
+// differentiable ATen ops so autograd can train through them.
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+#include "nn/param_source.hpp"
+
+namespace pictor::nn {
+
+// Joins checkpoint name parts: join("a.b", "c") == "a.b.c"; an empty prefix yields the name.
+std::string join(const std::string& prefix, const std::string& name);
+
+struct Linear {
+  at::Tensor weight, bias;  // weight [out, in]; bias may be undefined
+  Linear() = default;
+  Linear(ParamSource& p, const std::string& prefix, int64_t in, int64_t out, bool has_bias = true);
+  at::Tensor operator()(const at::Tensor& x) const;
+};
+
+struct Conv2d {
+  at::Tensor weight, bias;
+  int64_t stride = 1, padding = 0;
+  Conv2d() = default;
+  Conv2d(ParamSource& p, const std::string& prefix, int64_t in, int64_t out, int64_t kernel, int64_t stride = 1,
+         int64_t padding = 0, bool has_bias = true);
+  at::Tensor operator()(const at::Tensor& x) const;
+};
+
+struct GroupNorm {
+  at::Tensor weight, bias;
+  int64_t groups = 32;
+  double eps = 1e-5;
+  GroupNorm() = default;
+  GroupNorm(ParamSource& p, const std::string& prefix, int64_t groups, int64_t channels, double eps,
+            bool affine = true);
+  at::Tensor operator()(const at::Tensor& x) const;
+};
+
+struct LayerNorm {
+  at::Tensor weight, bias;
+  int64_t dim = 0;
+  double eps = 1e-5;
+  LayerNorm() = default;
+  LayerNorm(ParamSource& p, const std::string& prefix, int64_t dim, double eps, bool has_bias = true);
+  at::Tensor operator()(const at::Tensor& x) const;
+};
+
+struct Embedding {
+  at::Tensor weight;  // [num, dim]
+  Embedding() = default;
+  Embedding(ParamSource& p, const std::string& prefix, int64_t num, int64_t dim);
+  at::Tensor operator()(const at::Tensor& ids) const;
+};
+
+// Activations by their config names ("silu"/"swish", "gelu", "gelu_pytorch_tanh"/"gelu_new",
+// "quick_gelu", "relu"); throws Unsupported for anything else, naming `where`.
+enum class Activation { SiLU, GELU, GELUTanh, QuickGELU, ReLU };
+Activation parse_activation(const std::string& name, const std::string& where);
+at::Tensor activate(const at::Tensor& x, Activation a);
+
+}  // namespace pictor::nn

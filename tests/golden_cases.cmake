@@ -1,0 +1,1 @@
+# Golden case folders (relative to $PICTOR_GOLDEN) checked by `pictor dev conform`.
