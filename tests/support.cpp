@@ -56,8 +56,8 @@ std::string cli_path() {
   return PICTOR_CLI_PATH;
 }
 
-int run_cli(const std::string& args, std::string* output) {
-  std::string cmd = cli_path() + " " + args + " 2>&1";
+int run_cli(const std::string& args, std::string* output, const std::string& env) {
+  std::string cmd = (env.empty() ? "" : "env " + env + " ") + cli_path() + " " + args + " 2>&1 </dev/null";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return -1;
   std::array<char, 4096> buf;

@@ -15,7 +15,8 @@ std::filesystem::path temp_dir(const std::string& tag);
 
 // Path of the built `pictor` CLI and a helper to run it, capturing stdout+stderr.
 std::string cli_path();
-int run_cli(const std::string& args, std::string* output = nullptr);
+// `env` is prefixed to the command line (e.g. "VAR=value OTHER=x").
+int run_cli(const std::string& args, std::string* output = nullptr, const std::string& env = "");
 
 }  // namespace pictor::test
 

@@ -6,6 +6,7 @@
 #include "core/error.hpp"
 #include "core/runtime.hpp"
 #include "dev/conform.hpp"
+#include "dev/make_tiny_sd.hpp"
 
 namespace pictor::cli {
 
@@ -26,6 +27,21 @@ void add_dev_commands(CLI::App& app) {
     std::printf("case %s (kind: %s)\n%s", dir->c_str(), kind.c_str(), rep.format().c_str());
     std::printf("%d checks, %d failed\n", static_cast<int>(rep.results().size()), rep.failures());
     if (!rep.all_pass()) throw CLI::RuntimeError(1);
+  });
+
+  auto* tiny = dev->add_subcommand("make-tiny-sd", "Write a tiny random-weight Stable Diffusion folder (diffusers layout)");
+  auto tdir = std::make_shared<std::string>();
+  auto topt = std::make_shared<dev::TinySdOptions>();
+  auto taesd = std::make_shared<std::string>();
+  tiny->add_option("DIR", *tdir, "Output folder")->required();
+  tiny->add_option("--seed", topt->seed, "Weight seed");
+  tiny->add_flag("--inpainting", topt->inpainting, "9-channel inpainting UNet");
+  tiny->add_flag("--v-prediction", topt->v_prediction, "v-prediction scheduler config (SD 2.x 768 style)");
+  tiny->add_option("--taesd", *taesd, "Also write a tiny TAESD (AutoencoderTiny) folder here");
+  tiny->callback([tdir, topt, taesd] {
+    topt->taesd_dir = *taesd;
+    dev::make_tiny_sd(*tdir, *topt);
+    std::printf("wrote %s\n", tdir->c_str());
   });
 }
 

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Pictor: self-hosted text-to-image and image-to-text engine"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "pictor 0.1.0");
+  pictor::cli::add_generate_command(app);
   pictor::cli::add_dev_commands(app);
   try {
     app.parse(argc, argv);

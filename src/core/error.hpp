@@ -19,3 +19,11 @@ class Unsupported : public Error {
 };
 
 }  // namespace pictor
+
+namespace pictor {
+// Thrown when a progress callback asks to stop a running job.
+class Cancelled : public Error {
+ public:
+  Cancelled() : Error("cancelled") {}
+};
+}  // namespace pictor

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cmath>
 
+#include "nn/flop_counter.hpp"
+
 namespace pictor::nn {
 
 namespace {
@@ -36,6 +38,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   const int64_t B = q.size(0), H = q.size(1), Tq = q.size(2), D = q.size(3), Tk = k.size(2);
   if (scale <= 0) scale = 1.0 / std::sqrt(static_cast<double>(D));
   const int64_t BH = B * H;
+  if (FlopCounter::enabled()) FlopCounter::add(2.0 * double(BH) * double(Tq) * double(Tk) * double(D + v.size(3)));
   at::Tensor q3 = q.reshape({BH, Tq, D});
   at::Tensor kt = k.reshape({BH, Tk, D}).transpose(1, 2);
   at::Tensor v3 = v.reshape({BH, Tk, v.size(3)});

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
+#include "nn/flop_counter.hpp"
 
 namespace pictor::nn {
 
@@ -27,7 +28,10 @@ Conv2d::Conv2d(ParamSource& p, const std::string& prefix, int64_t in, int64_t ou
 }
 
 at::Tensor Conv2d::operator()(const at::Tensor& x) const {
-  return at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+  at::Tensor y = at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+  if (FlopCounter::enabled())  // each output element: in_channels * k * k multiply-adds
+    FlopCounter::add(2.0 * double(y.numel()) * double(weight.numel() / weight.size(0)));
+  return y;
 }
 
 GroupNorm::GroupNorm(ParamSource& p, const std::string& prefix, int64_t groups_, int64_t channels, double eps_,
