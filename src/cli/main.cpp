@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "pictor 0.1.0");
   pictor::cli::add_generate_command(app);
   pictor::cli::add_dev_commands(app);
+  pictor::cli::add_info_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
