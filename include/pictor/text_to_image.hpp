@@ -12,11 +12,6 @@
 
 namespace pictor {
 
-// How a mask image marks the area to repaint.
-enum class MaskConvention {
-  WhiteRepaints,        // white (or bright) pixels are repainted: AUTOMATIC1111, diffusers
-  TransparentRepaints,  // fully transparent pixels are repainted: OpenAI images/edits
-};
 
 struct GenerateOptions {
   std::string prompt;

@@ -75,9 +75,7 @@ std::vector<GeneratedImage> TextToImage::generate(const GenerateOptions& in, con
   if (o.init_image) r.init_image = image_to_tensor(resize_image(*o.init_image, o.width, o.height));
   if (o.mask) {
     if (!o.init_image) throw Error("a mask needs an init image");
-    r.mask = mask_to_tensor(resize_image(*o.mask, o.width, o.height), o.mask_convention == MaskConvention::TransparentRepaints
-                                                                          ? MaskMode::TransparentRepaints
-                                                                          : MaskMode::WhiteRepaints);
+    r.mask = mask_to_tensor(resize_image(*o.mask, o.width, o.height), o.mask_convention);
   }
 
   std::vector<GeneratedImage> out;

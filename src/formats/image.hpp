@@ -91,6 +91,12 @@ ImageHeader probe_image(const uint8_t* data, size_t size, const std::string& sou
 // downsampling, 8-bit fixed-point accumulation), so resized init images and masks match what
 // diffusers' VaeImageProcessor (PIL LANCZOS by default) feeds the model. RGBA is resampled per channel
 // without PIL's alpha premultiplication.
+// How a mask image marks the area to repaint (see mask_to_tensor in image_tensor.hpp).
+enum class MaskConvention {
+  WhiteRepaints,        // AUTOMATIC1111 / diffusers: grayscale (PIL "L"), white = repaint, black = keep
+  TransparentRepaints,  // OpenAI image edits: alpha 0 = repaint, opaque = keep (needs an alpha channel)
+};
+
 enum class ResizeFilter { Bilinear, Bicubic, Lanczos };
 Image resize_image(const Image& image, int width, int height, ResizeFilter filter = ResizeFilter::Lanczos);
 

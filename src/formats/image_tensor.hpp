@@ -19,10 +19,6 @@ Image tensor_to_image(const at::Tensor& t);
 at::Tensor denormalize(const at::Tensor& t);
 
 // Which pixels of a mask image mean "repaint this".
-enum class MaskConvention {
-  WhiteRepaints,        // AUTOMATIC1111 / diffusers: grayscale (PIL "L"), white = repaint, black = keep
-  TransparentRepaints,  // OpenAI image edits: alpha 0 = repaint, opaque = keep (needs an alpha channel)
-};
 
 // [1,1,H,W] float32 in [0,1], 1 = repaint. WhiteRepaints uses PIL's L conversion
 // (R*299 + G*587 + B*114)/1000 in fixed point, then / 255; binarize_mask gives diffusers' 0/1 mask.
