@@ -154,12 +154,13 @@ TEST(AutoencoderKL, TiledDecodeMatchesUntiledAwayFromSeams) {
     EXPECT_LT(away.mean().item<double>(), (attention ? 0.12 : 0.06) * scale);
     EXPECT_LT(diff.mean().item<double>(), 0.12 * scale);
 
-    // No seams: the mean step between neighbouring columns is nowhere (the blended columns included)
-    // larger than the untiled image's largest one.
-    auto col_steps = [](const at::Tensor& img) {
-      return (img.narrow(3, 1, img.size(3) - 1) - img.narrow(3, 0, img.size(3) - 1)).abs().mean({0, 1, 2});
-    };
-    EXPECT_LT(col_steps(tiled).max().item<double>(), 1.25 * col_steps(full).max().item<double>());
+    // No seams: the tiled-minus-untiled difference changes smoothly across columns. A hard cut between
+    // tiles shows as one column whose step is >10x the typical one; the linear cross-fade keeps the
+    // largest step within a few times the median.
+    const at::Tensor d = tiled - full;
+    const at::Tensor steps = (d.narrow(3, 1, d.size(3) - 1) - d.narrow(3, 0, d.size(3) - 1)).abs().mean({0, 1, 2});
+    EXPECT_LT(steps.max().item<double>(), 6.0 * steps.median().item<double>())
+        << "worst column " << steps.argmax().item<int64_t>();
   }
 }
 
