@@ -2,3 +2,5 @@
 pictor_golden_case(sd/sd1/text_encoder)
 pictor_golden_case(sd/sd2/text_encoder)
 pictor_golden_case(sd/sd1/tokenizer)
+pictor_golden_case(sd/sd1/vae)
+pictor_golden_case(sd/taesd)
