@@ -5,5 +5,6 @@
 namespace pictor::cli {
 
 void add_dev_commands(CLI::App& app);
+void add_pull_command(CLI::App& app);
 
 }  // namespace pictor::cli

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "pictor 0.1.0");
   pictor::cli::add_dev_commands(app);
+  pictor::cli::add_pull_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
