@@ -73,6 +73,7 @@ class MockHub {
   std::atomic<bool> corrupt_weights{false};      // serve other bytes than the listed sha256
   std::atomic<bool> lfs_in_listing{true};        // false: the listing omits lfs.sha256 (ETag only)
   std::atomic<bool> stall_weights{false};        // send 1 KiB of the weights, then nothing
+  std::atomic<bool> stall_listing{false};        // the listing API never answers
   std::atomic<bool> listing_503{false};
   std::atomic<bool> unsafe_listing{false};
 
@@ -125,6 +126,10 @@ class MockHub {
       std::lock_guard<std::mutex> lock(mu);
       authorization.push_back(q.get_header_value("Authorization"));
       listing_asked_blobs = q.get_param_value("blobs") == "true";
+    }
+    if (stall_listing) {
+      for (int i = 0; i < 400 && !stopping_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      return error(r, 500, "", "gave up");
     }
     if (listing_503) return error(r, 503, "", "Service Unavailable");
     if (!known_repo(repo)) return error(r, 404, "RepoNotFound", "Repository not found");
@@ -575,6 +580,18 @@ TEST(Pull, StalledServerTimesOut) {
   EXPECT_FALSE(find_local("acme/tiny-sd", models.string()));
   // What arrived is kept for the next attempt.
   EXPECT_EQ(fs::file_size(models / "acme/tiny-sd" / (hub.weights + ".part")), 1024u);
+}
+
+TEST(Pull, SilentServerTimesOutBeforeAnswering) {
+  MockHub hub;
+  hub.stall_listing = true;
+  PullOptions o = options_for(hub, pictor::test::temp_dir("silent"));
+  o.stall_timeout_s = 1;
+  auto start = std::chrono::steady_clock::now();
+  std::string err = pull_error("acme/tiny-sd", o);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(err.find("timed out"), std::string::npos) << err;
+  EXPECT_LT(seconds, 8.0);
 }
 
 TEST(PullCli, PullsFromHfEndpoint) {
