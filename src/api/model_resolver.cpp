@@ -3,7 +3,7 @@
 
 #include "core/error.hpp"
 #include "core/runtime.hpp"
-#include "hub/hub.hpp"
+#include "hub/pull.hpp"
 #include "pictor/text_to_image.hpp"
 
 namespace fs = std::filesystem;
