@@ -1,3 +1,5 @@
 # Golden case folders (relative to $PICTOR_GOLDEN) checked by `pictor dev conform`.
 pictor_golden_case(sd/sd1/text_encoder)
 pictor_golden_case(sd/sd2/text_encoder)
+pictor_golden_case(vlm/llama_tied)
+pictor_golden_case(vlm/llama_untied)
