@@ -47,7 +47,8 @@ struct LlamaConfig {
   // values, and other model types, throw Unsupported naming the file and field.
   static LlamaConfig from_json(const JsonConfig& cfg);
   // From the object `nested_key` of a composite config (e.g. "text_config" of Idefics3/LLaVA configs);
-  // errors name "FILE: nested_key.field".
+  // errors read "FILE (nested_key): field 'x' ...". The top-level tie_word_embeddings is not consulted:
+  // a VLM that ties by its outer config sets the field itself.
   static LlamaConfig from_json(const JsonConfig& cfg, const std::string& nested_key);
 };
 
@@ -91,8 +92,8 @@ class LlamaModel {
   // Token embeddings [B, T, hidden] of ids [B, T] (validated against the vocabulary).
   at::Tensor embed(const at::Tensor& input_ids) const;
 
-  // A generation step function over `cache` (which must outlive it): each call runs forward on the new
-  // tokens and returns the last position's logits [B, V].
+  // A generation step function over `cache` (the model and the cache must outlive it): each call runs
+  // forward on the new tokens and returns the last position's logits [B, V].
   StepFn step_function(KVCache& cache) const;
 
   const LlamaConfig& config() const { return config_; }
