@@ -48,6 +48,30 @@ void ConformReport::close(const std::string& name, const at::Tensor& actual, con
   results_.push_back(r);
 }
 
+void ConformReport::close_rel(const std::string& name, const at::Tensor& actual, const at::Tensor& expected,
+                              double atol, double rtol) {
+  char rtol_note[32];
+  std::snprintf(rtol_note, sizeof rtol_note, "rtol %.1e", rtol);
+  CheckResult r{name, 0, atol, false, false, rtol_note};
+  if (!actual.defined()) {
+    r.note = "not computed";
+  } else if (actual.sizes() != expected.sizes()) {
+    std::ostringstream s;
+    s << "shape " << actual.sizes() << " != expected " << expected.sizes();
+    r.note = s.str();
+    r.max_abs_err = INFINITY;
+  } else {
+    const at::Tensor e = expected.to(at::kDouble);
+    const at::Tensor d = (actual.detach().to(at::kCPU).to(at::kDouble) - e).abs();
+    r.max_abs_err = d.numel() ? d.max().item<double>() : 0.0;
+    // Written as "not within" so NaN counts as a miss.
+    const int64_t misses = d.numel() ? at::logical_not(d <= atol + rtol * e.abs()).sum().item<int64_t>() : 0;
+    r.pass = misses == 0;
+    if (misses) r.note += ", " + std::to_string(misses) + " of " + std::to_string(d.numel()) + " outside";
+  }
+  results_.push_back(r);
+}
+
 void ConformReport::exact(const std::string& name, const at::Tensor& actual, const at::Tensor& expected) {
   CheckResult r{name, 0, 0, true, false, ""};
   if (!actual.defined()) {

@@ -39,6 +39,10 @@ class ConformReport {
  public:
   // Float comparison: max |actual - expected| <= atol (shapes must match).
   void close(const std::string& name, const at::Tensor& actual, const at::Tensor& expected, double atol);
+  // Float comparison with a relative term, as numpy.allclose: every |actual - expected| <= atol +
+  // rtol * |expected| (the reported error is still the max absolute difference).
+  void close_rel(const std::string& name, const at::Tensor& actual, const at::Tensor& expected, double atol,
+                 double rtol);
   // Integer/exact comparison.
   void exact(const std::string& name, const at::Tensor& actual, const at::Tensor& expected);
   // A named boolean outcome (e.g. a string equal byte for byte).
