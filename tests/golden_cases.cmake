@@ -1,1 +1,3 @@
 # Golden case folders (relative to $PICTOR_GOLDEN) checked by `pictor dev conform`.
+pictor_golden_case(sd/sd1/unet)
+pictor_golden_case(sd/sd2/unet)
