@@ -9,6 +9,7 @@
 #include "dev/conform.hpp"
 #include "models/unet2d.hpp"
 #include "nn/attention.hpp"
+#include "nn/conv_prepack.hpp"
 #include "support.hpp"
 
 using namespace pictor;
@@ -187,4 +188,18 @@ TEST(UNet, GradientsReachConvIn) {
   ASSERT_TRUE(conv_in.grad().defined());
   EXPECT_TRUE(conv_in.grad().isfinite().all().item<bool>());
   EXPECT_GT(conv_in.grad().abs().sum().item<double>(), 0.0);
+}
+
+TEST(UNet, PrepackedConvMatchesConvAndFollowsWeightEdits) {
+  nn::RandomParams params(15);
+  nn::Conv2d plain(params, "c", 8, 16, 3, 1, 1);
+  nn::PrepackedConv2d packed(plain);
+  at::Tensor x = randn({1, 8, 6, 5}, 16);
+  {
+    c10::InferenceMode guard;
+    EXPECT_LE((packed(x) - plain(x)).abs().max().item<double>(), 1e-5);
+  }
+  plain.weight.mul_(2.0);  // e.g. a LoRA merge: the cached copy must not go stale
+  c10::InferenceMode guard;
+  EXPECT_LE((packed(x) - plain(x)).abs().max().item<double>(), 1e-5);
 }

@@ -16,13 +16,13 @@ using namespace unet;
 
 struct UNet2DConditionModel::Impl {
   nn::Activation act = nn::Activation::SiLU;
-  nn::Conv2d conv_in;
+  nn::PrepackedConv2d conv_in;
   TimestepEmbedding time_embedding;
   std::vector<DownBlock> down_blocks;
   std::vector<MidBlock> mid_block;  // empty when mid_block_type is null
   std::vector<UpBlock> up_blocks;
   nn::GroupNorm conv_norm_out;
-  nn::Conv2d conv_out;
+  nn::PrepackedConv2d conv_out;
 };
 
 UNet2DConditionModel::UNet2DConditionModel(const UNetConfig& c, nn::ParamSource& p)
@@ -30,7 +30,8 @@ UNet2DConditionModel::UNet2DConditionModel(const UNetConfig& c, nn::ParamSource&
   Impl& m = *impl_;
   m.act = nn::parse_activation(c.act_fn, c.source + ": field 'act_fn'");
   const int64_t ch0 = c.block_out_channels[0];
-  m.conv_in = nn::Conv2d(p, "conv_in", c.in_channels, ch0, c.conv_in_kernel, 1, (c.conv_in_kernel - 1) / 2);
+  m.conv_in = nn::PrepackedConv2d(
+      nn::Conv2d(p, "conv_in", c.in_channels, ch0, c.conv_in_kernel, 1, (c.conv_in_kernel - 1) / 2));
   m.time_embedding = TimestepEmbedding(p, "time_embedding", ch0, c.time_embedding_dim, m.act);
   int64_t in = ch0;
   for (size_t i = 0; i < c.block_out_channels.size(); ++i) {
@@ -40,7 +41,8 @@ UNet2DConditionModel::UNet2DConditionModel(const UNetConfig& c, nn::ParamSource&
   if (!c.mid_block_type.empty()) m.mid_block.emplace_back(p, c);
   for (size_t i = 0; i < c.block_out_channels.size(); ++i) m.up_blocks.emplace_back(p, c, i);
   m.conv_norm_out = nn::GroupNorm(p, "conv_norm_out", c.norm_num_groups, ch0, c.norm_eps);
-  m.conv_out = nn::Conv2d(p, "conv_out", ch0, c.out_channels, c.conv_out_kernel, 1, (c.conv_out_kernel - 1) / 2);
+  m.conv_out = nn::PrepackedConv2d(
+      nn::Conv2d(p, "conv_out", ch0, c.out_channels, c.conv_out_kernel, 1, (c.conv_out_kernel - 1) / 2));
 }
 
 UNet2DConditionModel::~UNet2DConditionModel() = default;

@@ -41,12 +41,12 @@ ResnetBlock2D::ResnetBlock2D(nn::ParamSource& p, const std::string& prefix, int6
                              int64_t groups, double eps, nn::Activation act_, double scale)
     : norm1(p, nn::join(prefix, "norm1"), groups, in, eps),
       norm2(p, nn::join(prefix, "norm2"), groups, out, eps),
-      conv1(p, nn::join(prefix, "conv1"), in, out, 3, 1, 1),
-      conv2(p, nn::join(prefix, "conv2"), out, out, 3, 1, 1),
+      conv1(nn::Conv2d(p, nn::join(prefix, "conv1"), in, out, 3, 1, 1)),
+      conv2(nn::Conv2d(p, nn::join(prefix, "conv2"), out, out, 3, 1, 1)),
       time_emb_proj(p, nn::join(prefix, "time_emb_proj"), temb_dim, out),
       act(act_),
       output_scale_factor(scale) {
-  if (in != out) conv_shortcut = nn::Conv2d(p, nn::join(prefix, "conv_shortcut"), in, out, 1);
+  if (in != out) conv_shortcut = nn::PrepackedConv2d(nn::Conv2d(p, nn::join(prefix, "conv_shortcut"), in, out, 1));
 }
 
 at::Tensor ResnetBlock2D::operator()(const at::Tensor& x, const at::Tensor& temb_act) const {
@@ -59,21 +59,22 @@ at::Tensor ResnetBlock2D::operator()(const at::Tensor& x, const at::Tensor& temb
   at::Tensor t = time_emb_proj(temb_act).unsqueeze(-1).unsqueeze(-1);
   h = inplace ? h.add_(t) : h + t;
   h = conv2(norm_act(norm2, h));
-  at::Tensor shortcut = conv_shortcut.weight.defined() ? conv_shortcut(x) : x;
+  at::Tensor shortcut = conv_shortcut.defined() ? conv_shortcut(x) : x;
   at::Tensor out = inplace ? h.add_(shortcut) : shortcut + h;
   if (output_scale_factor != 1.0) out = inplace ? out.div_(output_scale_factor) : out / output_scale_factor;
   return out;
 }
 
 Downsample2D::Downsample2D(nn::ParamSource& p, const std::string& prefix, int64_t channels, int64_t padding)
-    : conv(p, nn::join(prefix, "conv"), channels, channels, 3, 2, padding), pad_right_bottom(padding == 0) {}
+    : conv(nn::Conv2d(p, nn::join(prefix, "conv"), channels, channels, 3, 2, padding)),
+      pad_right_bottom(padding == 0) {}
 
 at::Tensor Downsample2D::operator()(const at::Tensor& x) const {
   return conv(pad_right_bottom ? at::constant_pad_nd(x, {0, 1, 0, 1}) : x);
 }
 
 Upsample2D::Upsample2D(nn::ParamSource& p, const std::string& prefix, int64_t channels)
-    : conv(p, nn::join(prefix, "conv"), channels, channels, 3, 1, 1) {}
+    : conv(nn::Conv2d(p, nn::join(prefix, "conv"), channels, channels, 3, 1, 1)) {}
 
 at::Tensor Upsample2D::operator()(const at::Tensor& x, int64_t out_h, int64_t out_w) const {
   return conv(at::upsample_nearest2d(x, {out_h, out_w}));

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "nn/conv_prepack.hpp"
 #include "nn/layers.hpp"
 #include "nn/param_source.hpp"
 
@@ -29,7 +30,7 @@ struct TimestepEmbedding {
 // ResnetBlock2D with the "default" time conditioning (the projected embedding is added after conv1).
 struct ResnetBlock2D {
   nn::GroupNorm norm1, norm2;
-  nn::Conv2d conv1, conv2, conv_shortcut;  // conv_shortcut (1x1) only when in != out channels
+  nn::PrepackedConv2d conv1, conv2, conv_shortcut;  // conv_shortcut (1x1) only when in != out channels
   nn::Linear time_emb_proj;
   nn::Activation act = nn::Activation::SiLU;
   double output_scale_factor = 1.0;
@@ -43,7 +44,7 @@ struct ResnetBlock2D {
 
 // Downsample2D: 3x3 stride-2 conv (padding 1, or an asymmetric right/bottom pad when padding is 0).
 struct Downsample2D {
-  nn::Conv2d conv;
+  nn::PrepackedConv2d conv;
   bool pad_right_bottom = false;
   Downsample2D() = default;
   Downsample2D(nn::ParamSource& p, const std::string& prefix, int64_t channels, int64_t padding);
@@ -52,7 +53,7 @@ struct Downsample2D {
 
 // Upsample2D: nearest-neighbour resize to `size` (normally 2x) then a 3x3 conv.
 struct Upsample2D {
-  nn::Conv2d conv;
+  nn::PrepackedConv2d conv;
   Upsample2D() = default;
   Upsample2D(nn::ParamSource& p, const std::string& prefix, int64_t channels);
   at::Tensor operator()(const at::Tensor& x, int64_t out_h, int64_t out_w) const;
