@@ -5,6 +5,7 @@
 //   efficiency = (UNet FLOPs / UNet time) / GEMM FLOP/s
 // Usage: bench_sd [--threads N] [--only sd15|sd21] [--steps N]
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <sys/resource.h>
 
 #include <chrono>
@@ -124,7 +125,7 @@ void bench_model(bool sd21, double gemm, int steps) {
   auto tokdir = std::filesystem::temp_directory_path() / "pictor-bench-tokenizer";
   dev::write_tiny_clip_tokenizer(tokdir);
   m.tokenizer = tokenizers::ClipTokenizer::load(tokdir);
-  m.scheduler_config = schedulers::SchedulerConfig::from_json(JsonConfig(
+  m.scheduler_config = SchedulerConfig::from_json(JsonConfig(
       {{"beta_start", 0.00085}, {"beta_end", 0.012}, {"beta_schedule", "scaled_linear"}, {"num_train_timesteps", 1000},
        {"steps_offset", 1}, {"timestep_spacing", "leading"}, {"prediction_type", sd21 ? "v_prediction" : "epsilon"}},
       "bench scheduler config"));

@@ -38,6 +38,12 @@ const fs::path& tiny_inpaint_model() {
   return dir;
 }
 
+LoadOptions threads(int n) {
+  LoadOptions o;
+  o.threads = n;
+  return o;
+}
+
 GenerateOptions basic(uint64_t seed) {
   GenerateOptions o;
   o.prompt = "a photo of a (red:1.3) cat";
@@ -67,7 +73,7 @@ Image solid(int w, int h, uint8_t v, int channels = 3) {
 }  // namespace
 
 TEST(Generate, SameSeedSameImageDifferentSeedDifferentImage) {
-  auto engine = TextToImage::load(tiny_model().string(), {.threads = 2});
+  auto engine = TextToImage::load(tiny_model().string(), threads(2));
   auto a = engine->generate(basic(7));
   auto b = engine->generate(basic(7));
   auto c = engine->generate(basic(8));
@@ -79,8 +85,8 @@ TEST(Generate, SameSeedSameImageDifferentSeedDifferentImage) {
 }
 
 TEST(Generate, ThreadCountDoesNotChangeTheImage) {
-  auto one = TextToImage::load(tiny_model().string(), {.threads = 1})->generate(basic(11));
-  auto two = TextToImage::load(tiny_model().string(), {.threads = 2})->generate(basic(11));
+  auto one = TextToImage::load(tiny_model().string(), threads(1))->generate(basic(11));
+  auto two = TextToImage::load(tiny_model().string(), threads(2))->generate(basic(11));
   EXPECT_EQ(one[0].image.pixels, two[0].image.pixels);
 }
 

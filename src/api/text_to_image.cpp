@@ -33,7 +33,7 @@ std::unique_ptr<TextToImage> TextToImage::load(const std::string& model_dir, con
 
 const std::string& TextToImage::model_name() const { return impl_->model->name; }
 
-std::vector<std::string> TextToImage::samplers() const { return schedulers::scheduler_names(); }
+std::vector<std::string> TextToImage::samplers() const { return scheduler_names(); }
 
 GenerateOptions TextToImage::resolve(const GenerateOptions& in) const {
   const auto& m = *impl_->model;
@@ -48,7 +48,7 @@ GenerateOptions TextToImage::resolve(const GenerateOptions& in) const {
   if (o.height == 0) o.height = m.default_size();
   if (o.steps == 0) o.steps = m.is_turbo() ? 1 : 25;
   if (o.guidance < 0) o.guidance = m.is_turbo() ? 0.0 : 7.5;
-  if (o.sampler.empty()) o.sampler = schedulers::default_scheduler_for(m.scheduler_class);
+  if (o.sampler.empty()) o.sampler = default_scheduler_for(m.scheduler_class);
   if (!o.seed) o.seed = std::random_device{}() & 0xffffffffu;
   if (o.count < 1 || o.count > 64) throw Error("image count " + std::to_string(o.count) + " must be between 1 and 64");
   if (o.noise != "cpu" && o.noise != "a1111") throw Error("noise must be 'cpu' or 'a1111', not '" + o.noise + "'");

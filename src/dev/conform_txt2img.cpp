@@ -35,7 +35,7 @@ void check_txt2img(const CaseDir& c, ConformReport& rep) {
   r.width = std::stoi(call_arg(call, "width"));
   r.steps = std::stoi(call_arg(call, "num_inference_steps"));
   r.guidance = std::stod(call_arg(call, "guidance_scale"));
-  r.sampler = schedulers::default_scheduler_for(model->scheduler_class);
+  r.sampler = default_scheduler_for(model->scheduler_class);
   r.initial_latents = c.inputs.get("latents");
   pipelines::SdTrace trace;
   auto res = pipelines::run_stable_diffusion(*model, r, {}, &trace);

@@ -49,17 +49,17 @@ std::unique_ptr<StableDiffusionModel> StableDiffusionModel::load(const fs::path&
   m->unet = models::UNet2DConditionModel::load(dir / "unet", opts.device);
   m->vae = models::AutoencoderKL::load(dir / "vae", opts.device);
   JsonConfig sched = JsonConfig::load(dir / "scheduler" / "scheduler_config.json");
-  m->scheduler_config = schedulers::SchedulerConfig::from_json(sched);
+  m->scheduler_config = SchedulerConfig::from_json(sched);
   m->scheduler_class = sched.get<std::string>("_class_name", "EulerDiscreteScheduler");
   if (!opts.taesd_dir.empty()) m->taesd = models::AutoencoderTiny::load(opts.taesd_dir, opts.device);
   if (opts.decode_with_taesd && !m->taesd) throw Error("--vae taesd decoding needs a TAESD folder");
   m->decode_with_taesd = opts.decode_with_taesd;
 
   const int64_t text_dim = m->text_encoder->config().hidden_size;
-  const int64_t cross_dim = m->unet->config().cross_attention_dim;
-  if (text_dim != cross_dim)
-    throw Error(dir.string() + ": text_encoder hidden_size " + std::to_string(text_dim) +
-                " does not match unet cross_attention_dim " + std::to_string(cross_dim));
+  for (int64_t cross_dim : m->unet->config().cross_attention_dim)
+    if (text_dim != cross_dim)
+      throw Error(dir.string() + ": text_encoder hidden_size " + std::to_string(text_dim) +
+                  " does not match unet cross_attention_dim " + std::to_string(cross_dim));
   const int64_t lat = m->vae->config().latent_channels;
   const int64_t unet_in = m->unet->config().in_channels;
   if (unet_in != lat && unet_in != 2 * lat + 1)

@@ -34,7 +34,7 @@ struct StableDiffusionModel {
   std::unique_ptr<models::AutoencoderKL> vae;
   std::unique_ptr<models::AutoencoderTiny> taesd;  // may be null
   bool decode_with_taesd = false;
-  schedulers::SchedulerConfig scheduler_config;
+  SchedulerConfig scheduler_config;
   std::string scheduler_class;  // diffusers class in scheduler_config.json
   c10::Device device = c10::kCPU;
 

@@ -16,13 +16,13 @@ namespace {
 
 constexpr int kMaxSide = 4096;
 
-std::unique_ptr<schedulers::NoiseSource> make_noise(NoiseKind kind, uint64_t seed) {
-  if (kind == NoiseKind::A1111Gpu) return std::make_unique<schedulers::A1111GpuNoise>(seed);
-  return std::make_unique<schedulers::TorchCpuNoise>(seed);
+std::unique_ptr<NoiseSource> make_noise(NoiseKind kind, uint64_t seed) {
+  if (kind == NoiseKind::A1111Gpu) return std::make_unique<A1111GpuNoise>(seed);
+  return std::make_unique<TorchCpuNoise>(seed);
 }
 
 // Latents from the VAE posterior, drawn like diffusers' retrieve_latents(..., generator): mean + std * noise.
-at::Tensor encode_to_latents(const StableDiffusionModel& m, const at::Tensor& image, schedulers::NoiseSource& noise) {
+at::Tensor encode_to_latents(const StableDiffusionModel& m, const at::Tensor& image, NoiseSource& noise) {
   auto post = m.vae->encode(image);
   at::Tensor eps = noise.randn(post.mean.sizes()).to(post.mean.device());
   return (post.mean + post.std * eps) * m.vae->config().scaling_factor;
@@ -86,7 +86,7 @@ SdResult run_stable_diffusion(const StableDiffusionModel& m, const SdRequest& r,
     if (trace) trace->prompt_embeds = emb;
   }
 
-  auto sched = schedulers::make_scheduler(r.sampler, m.scheduler_config);
+  auto sched = make_scheduler(r.sampler, m.scheduler_config);
   sched->set_timesteps(r.steps);
   auto noise = make_noise(r.noise, r.seed);
 

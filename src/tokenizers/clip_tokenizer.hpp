@@ -53,8 +53,10 @@ class ClipTokenizer {
   // The BPE token string of an id (e.g. "cat</w>"); throws pictor::Error for an unknown id.
   const std::string& id_to_token(std::int64_t id) const;
 
- private:
+ // An empty tokenizer (no vocabulary) so owners can be default-constructed; fill it with load().
   ClipTokenizer() = default;
+
+ private:
   std::int64_t special_id(const std::string& token, const std::string& role) const;
   void rebuild_split_tokens();
   // Ids of one piece of text that contains no split token.
