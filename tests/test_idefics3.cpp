@@ -170,8 +170,8 @@ TEST(Idefics3Processor, BatchPadsFramesAndCountsTokens) {
 }
 
 TEST(Idefics3Processor, TransparentPixelsBecomeWhite) {
-  Image rgba(2, 1, 4);
-  const uint8_t px[] = {10, 20, 30, 0, 200, 100, 50, 255};
+  Image rgba(3, 1, 4);
+  const uint8_t px[] = {10, 20, 30, 0, 200, 100, 50, 255, 0, 0, 0, 128};
   std::copy(std::begin(px), std::end(px), rgba.pixels.begin());
   const Image rgb = models::convert_to_rgb(rgba);
   ASSERT_EQ(rgb.channels, 3);
@@ -179,6 +179,8 @@ TEST(Idefics3Processor, TransparentPixelsBecomeWhite) {
   EXPECT_EQ(rgb.at(0, 0)[2], 255);
   EXPECT_EQ(rgb.at(1, 0)[0], 200);
   EXPECT_EQ(rgb.at(1, 0)[2], 50);
+  // Half-transparent black over white: PIL's fixed point gives 127 (not the 128 of float rounding).
+  EXPECT_EQ(rgb.at(2, 0)[0], 127);
   const auto frames = small_processor().split_image(rgba, false);
   EXPECT_EQ(frames.frames.at(0).channels, 3);
 }

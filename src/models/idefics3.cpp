@@ -25,8 +25,6 @@ Idefics3Config Idefics3Config::from_json(const JsonConfig& cfg) {
                                                 SiglipVisionConfig::idefics3_defaults());
   c.vision.use_head = false;  // Idefics3's vision transformer has no pooling head
   c.text = LlamaConfig::from_json(cfg, "text_config");
-  c.tie_word_embeddings = cfg.get<bool>("tie_word_embeddings", c.tie_word_embeddings);
-  c.text.tie_word_embeddings = c.tie_word_embeddings;
   c.scale_factor = cfg.get<int64_t>("scale_factor", c.scale_factor);
   if (c.scale_factor <= 0 || c.vision.patches_per_side() % c.scale_factor != 0)
     cfg.fail("scale_factor", std::to_string(c.scale_factor) + " must be positive and divide the " +
@@ -58,7 +56,7 @@ std::unique_ptr<Idefics3Model> Idefics3Model::load(const fs::path& dir, c10::Dev
   for (const auto& name : params.unused()) {
     if (name.size() >= inv_freq.size() && name.compare(name.size() - inv_freq.size(), inv_freq.size(), inv_freq) == 0)
       continue;
-    if (cfg.tie_word_embeddings && name == "lm_head.weight") continue;
+    if (cfg.text.tie_word_embeddings && name == "lm_head.weight") continue;
     if (n_extra++ < 5) extra += (extra.empty() ? "" : ", ") + name;
   }
   if (n_extra)

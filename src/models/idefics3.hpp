@@ -20,10 +20,11 @@ namespace pictor::models {
 
 struct Idefics3Config {
   SiglipVisionConfig vision;  // "vision_config" (Idefics3VisionConfig defaults, no pooling head)
-  LlamaConfig text;           // "text_config"
+  // "text_config". Its tie_word_embeddings decides whether lm_head shares the token embeddings, as
+  // transformers 4.46's tie_weights (config.get_text_config(decoder=True)); the top-level field is not read.
+  LlamaConfig text;
   int64_t scale_factor = 2;
   int64_t image_token_id = 128257;
-  bool tie_word_embeddings = false;  // top-level field: lm_head shares the token embeddings
 
   // Image tokens per frame: (image_size / patch_size)^2 / scale_factor^2.
   int64_t image_seq_len() const;
@@ -41,7 +42,7 @@ struct Idefics3Trace {
 class Idefics3Model {
  public:
   // Checkpoint names: model.vision_model.*, model.connector.modality_projection.proj.weight,
-  // model.text_model.*, lm_head.weight (absent when tied).
+  // model.text_model.*, lm_head.weight (not read when text_config ties it).
   Idefics3Model(const Idefics3Config& cfg, nn::ParamSource& params);
   // Loads a model folder (config.json + model*.safetensors); unexpected tensors are refused.
   static std::unique_ptr<Idefics3Model> load(const std::filesystem::path& dir, c10::Device device = c10::kCPU);
