@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 #include "core/error.hpp"
 #include "formats/tensor_store.hpp"
 #include "models/kv_cache.hpp"

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <limits>
+
 #include "core/error.hpp"
 #include "formats/tensor_store.hpp"
 #include "nn/attention.hpp"
