@@ -184,8 +184,9 @@ TEST(ClipModelTest, EmbeddingsAreUnitVectorsAndScoresClamp) {
   EXPECT_EQ(cfg.text.hidden_act, "quick_gelu");  // transformers' default for an absent field
   models::ClipModel model(cfg, params);
   at::InferenceMode guard;
-  const at::Tensor ids = at::tensor({1, 5, 7, 19, 19, 1, 3, 19}, at::kLong).view({2, 4});
-  const at::Tensor mask = ids.ne(19).to(at::kLong);
+  // Row 1 is padded after its end-of-text (19), as CLIPProcessor(padding=True).
+  const at::Tensor ids = at::tensor({1, 5, 7, 19, 1, 3, 19, 19}, at::kLong).view({2, 4});
+  const at::Tensor mask = at::tensor({1, 1, 1, 1, 1, 1, 1, 0}, at::kLong).view({2, 4});
   const at::Tensor pixels = at::randn({3, 3, 16, 16});
   const auto out = model.forward(ids, mask, pixels);
   ASSERT_EQ(out.image_embeds.sizes(), (at::IntArrayRef{3, 8}));
@@ -196,9 +197,13 @@ TEST(ClipModelTest, EmbeddingsAreUnitVectorsAndScoresClamp) {
   EXPECT_TRUE(at::allclose(score, 2.5 * cos.clamp_min(0)));
   EXPECT_GE(score.min().item<float>(), 0.0f);
   EXPECT_LE(score.max().item<float>(), 2.5f);
-  // The padding mask matters for padded positions only: the pooled (EOS) output is unchanged.
+  // The padding mask matters for padded positions only: the pooled (EOS) output is unchanged, the
+  // state at the padded position is not.
   const auto unmasked = model.text_model().forward(ids, false);
   EXPECT_TRUE(at::allclose(unmasked.pooler_output, out.text.pooler_output, 1e-5, 1e-5));
+  EXPECT_TRUE(
+      at::allclose(unmasked.last_hidden_state.narrow(1, 0, 3), out.text.last_hidden_state.narrow(1, 0, 3), 1e-5, 1e-5));
+  EXPECT_FALSE(at::allclose(unmasked.last_hidden_state[1][3], out.text.last_hidden_state[1][3], 1e-4, 1e-4));
   EXPECT_THROW(model.image_embeds(at::randn({1, 3, 8, 8})), Error);
 }
 
