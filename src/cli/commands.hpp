@@ -8,5 +8,6 @@ void add_dev_commands(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_pull_command(CLI::App& app);
+void add_score_command(CLI::App& app);
 
 }  // namespace pictor::cli

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   pictor::cli::add_dev_commands(app);
   pictor::cli::add_info_command(app);
   pictor::cli::add_pull_command(app);
+  pictor::cli::add_score_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

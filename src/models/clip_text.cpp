@@ -12,14 +12,42 @@ namespace fs = std::filesystem;
 namespace pictor::models {
 
 namespace {
-int64_t positive(const JsonConfig& cfg, const std::string& key) {
-  const int64_t v = cfg.get<int64_t>(key);
+// `fallback` < 0: the field is required.
+int64_t positive(const JsonConfig& cfg, const std::string& key, int64_t fallback = -1) {
+  const int64_t v = fallback < 0 ? cfg.get<int64_t>(key) : cfg.get<int64_t>(key, fallback);
   if (v <= 0) cfg.fail(key, "must be positive, got " + std::to_string(v));
   return v;
 }
 
 bool is_text_architecture(const std::string& a) {
   return a == "CLIPTextModel" || a == "CLIPTextModelWithProjection";
+}
+
+// The fields shared by flat and nested text configs.
+ClipTextConfig parse_text_fields(const JsonConfig& cfg, bool sizes_required) {
+  if (cfg.has("model_type") && cfg.get<std::string>("model_type") != "clip_text_model")
+    throw Unsupported(cfg.source() + ": field 'model_type': '" + cfg.get<std::string>("model_type") +
+                      "' (expected 'clip_text_model')");
+
+  ClipTextConfig c;
+  // Required sizes in a flat config; CLIPTextConfig's defaults (the struct's initial values) in a nested one.
+  auto size = [&](const char* key, int64_t fallback) { return positive(cfg, key, sizes_required ? -1 : fallback); };
+  c.vocab_size = size("vocab_size", c.vocab_size);
+  c.hidden_size = size("hidden_size", c.hidden_size);
+  c.intermediate_size = size("intermediate_size", c.intermediate_size);
+  c.num_hidden_layers = size("num_hidden_layers", c.num_hidden_layers);
+  c.num_attention_heads = size("num_attention_heads", c.num_attention_heads);
+  c.max_position_embeddings = size("max_position_embeddings", c.max_position_embeddings);
+  if (c.hidden_size % c.num_attention_heads != 0)
+    cfg.fail("num_attention_heads",
+             std::to_string(c.num_attention_heads) + " does not divide hidden_size " + std::to_string(c.hidden_size));
+  c.hidden_act = cfg.get<std::string>("hidden_act", c.hidden_act);
+  c.activation = nn::parse_activation(c.hidden_act, cfg.source() + ": field 'hidden_act'");
+  c.layer_norm_eps = cfg.get<double>("layer_norm_eps", c.layer_norm_eps);
+  if (!(c.layer_norm_eps > 0)) cfg.fail("layer_norm_eps", "must be positive");
+  c.eos_token_id = cfg.get<int64_t>("eos_token_id", c.eos_token_id);
+  c.projection_dim = cfg.get<int64_t>("projection_dim", c.projection_dim);
+  return c;
 }
 }  // namespace
 
@@ -33,27 +61,14 @@ ClipTextConfig ClipTextConfig::from_json(const JsonConfig& cfg) {
       throw Unsupported(src + ": field 'architectures': " + cfg.raw().at("architectures").dump() +
                         " is not a CLIP text encoder (expected CLIPTextModel or CLIPTextModelWithProjection)");
   }
-  if (cfg.has("model_type") && cfg.get<std::string>("model_type") != "clip_text_model")
-    throw Unsupported(src + ": field 'model_type': '" + cfg.get<std::string>("model_type") +
-                      "' (expected 'clip_text_model')");
+  return parse_text_fields(cfg, /*sizes_required=*/true);
+}
 
-  ClipTextConfig c;
-  c.vocab_size = positive(cfg, "vocab_size");
-  c.hidden_size = positive(cfg, "hidden_size");
-  c.intermediate_size = positive(cfg, "intermediate_size");
-  c.num_hidden_layers = positive(cfg, "num_hidden_layers");
-  c.num_attention_heads = positive(cfg, "num_attention_heads");
-  c.max_position_embeddings = positive(cfg, "max_position_embeddings");
-  if (c.hidden_size % c.num_attention_heads != 0)
-    cfg.fail("num_attention_heads",
-             std::to_string(c.num_attention_heads) + " does not divide hidden_size " + std::to_string(c.hidden_size));
-  c.hidden_act = cfg.get<std::string>("hidden_act", c.hidden_act);
-  c.activation = nn::parse_activation(c.hidden_act, src + ": field 'hidden_act'");
-  c.layer_norm_eps = cfg.get<double>("layer_norm_eps", c.layer_norm_eps);
-  if (!(c.layer_norm_eps > 0)) cfg.fail("layer_norm_eps", "must be positive");
-  c.eos_token_id = cfg.get<int64_t>("eos_token_id", c.eos_token_id);
-  c.projection_dim = cfg.get<int64_t>("projection_dim", c.projection_dim);
-  return c;
+ClipTextConfig ClipTextConfig::from_json(const JsonConfig& cfg, const std::string& nested_key) {
+  if (!cfg.has(nested_key) || !cfg.raw().at(nested_key).is_object())
+    throw Error(cfg.source() + ": missing object '" + nested_key + "' (the text tower's config)");
+  return parse_text_fields(JsonConfig(cfg.raw().at(nested_key), cfg.source() + " (" + nested_key + ")"),
+                           /*sizes_required=*/false);
 }
 
 ClipEncoderConfig ClipTextConfig::encoder_config() const {
@@ -96,6 +111,11 @@ at::Tensor clip_causal_mask(int64_t T, const at::TensorOptions& options) {
 }
 
 ClipTextModel::Output ClipTextModel::forward(const at::Tensor& input_ids, bool want_hidden_states) const {
+  return forward(input_ids, at::Tensor(), want_hidden_states);
+}
+
+ClipTextModel::Output ClipTextModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                             bool want_hidden_states) const {
   if (!input_ids.defined() || input_ids.dim() != 2 || input_ids.size(0) < 1 ||
       !at::isIntegralType(input_ids.scalar_type(), /*includeBool=*/false))
     throw Error("CLIP text encoder: input_ids must be a [batch, tokens] integer tensor");
@@ -111,8 +131,18 @@ ClipTextModel::Output ClipTextModel::forward(const at::Tensor& input_ids, bool w
 
   at::Tensor positions = at::arange(T, ids.options());
   at::Tensor h = token_embedding_(ids) + position_embedding_(positions);
+  at::Tensor mask = clip_causal_mask(T, h.options());
+  if (attention_mask.defined()) {
+    if (attention_mask.dim() != 2 || attention_mask.size(0) != B || attention_mask.size(1) != T)
+      throw Error("CLIP text encoder: attention_mask must be [" + std::to_string(B) + ", " + std::to_string(T) +
+                  "] like input_ids");
+    // transformers adds a second finfo.min for padded keys; clamping keeps it finite, which gives the
+    // same softmax (exp underflows to 0 either way) and never a NaN for rows that see only padding.
+    const at::Tensor padded = attention_mask.to(h.device()).eq(0).view({B, 1, 1, T});
+    mask = at::where(padded, at::full({}, std::numeric_limits<float>::lowest(), h.options()), mask);
+  }
   Output out;
-  h = encoder_.forward(h, clip_causal_mask(T, h.options()), want_hidden_states ? &out.hidden_states : nullptr);
+  h = encoder_.forward(h, mask, want_hidden_states ? &out.hidden_states : nullptr);
   out.last_hidden_state = final_layer_norm_(h);
 
   // transformers keeps argmax(input_ids) for the legacy eos_token_id == 2 configs (PR #24773); newer

@@ -37,6 +37,10 @@ struct ClipTextConfig {
   // fields default as in transformers' CLIPTextConfig. Bad or unsupported values throw
   // Error/Unsupported naming the file and the field.
   static ClipTextConfig from_json(const JsonConfig& cfg);
+  // From the object `nested_key` of a composite config ("text_config" of a CLIPModel config). As
+  // transformers' CLIPConfig, absent fields (sizes included) take CLIPTextConfig's defaults; errors read
+  // "FILE (text_config): field 'x' ...".
+  static ClipTextConfig from_json(const JsonConfig& cfg, const std::string& nested_key);
   ClipEncoderConfig encoder_config() const;
 };
 
@@ -59,6 +63,10 @@ class ClipTextModel {
   // input_ids [B, T] integer, 1 <= T <= max_position_embeddings, ids < vocab_size; no padding mask
   // (as the SD pipelines call it). Runs on the model's device.
   Output forward(const at::Tensor& input_ids, bool want_hidden_states = false) const;
+  // With a padding mask [B, T] of 0/1 (0 = padding, as a tokenizer's attention_mask with padding=True):
+  // padded keys are hidden from every query on top of the causal mask, as transformers' CLIPTextModel.
+  // An undefined mask is the unmasked forward above.
+  Output forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool want_hidden_states) const;
   // The model's final LayerNorm, e.g. for diffusers' clip_skip (applied to hidden_states[L - skip]).
   at::Tensor final_layer_norm(const at::Tensor& x) const;
   const ClipTextConfig& config() const { return config_; }
