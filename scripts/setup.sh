@@ -12,7 +12,6 @@ PKGS=(
   libcurl4-openssl-dev    # HTTPS downloads (pictor pull)
   libcpp-httplib-dev      # HTTP server (mock hub in tests, pictor serve)
   libsqlite3-dev          # storage
-  libsentencepiece-dev    # SentencePiece .model tokenizers (Llama-family LLMs)
   libgtest-dev libgmock-dev   # tests
   clang libclang-rt-14-dev    # libFuzzer + sanitizers for the parser fuzz target
 )

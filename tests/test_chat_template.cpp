@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/json_file.hpp"
 #include "formats/tensor_store.hpp"
 #include "support.hpp"
 #include "tokenizers/bpe_tokenizer.hpp"
@@ -124,7 +125,7 @@ TEST(JinjaTemplate, ExpressionsLoopsAndNamespaces) {
   EXPECT_EQ(render("{% for i in range(5) %}{% if i == 3 %}{% break %}{% endif %}{% if i == 1 %}{% continue %}{% endif "
                    "%}{{ i }}{% endfor %}"),
             "02");
-  EXPECT_EQ(render("{% if a %}A{% elif b %}B{% else %}C{% endif %}", {{"a", false}, {"b", ""}}), "C");
+  EXPECT_EQ(render("{% if a %}A{% elif b %}B{% else %}C{% endif %}", {{"a", false}, {"b", 0}}), "C");
   EXPECT_EQ(render("{{ 'x,y'.split(',') | join('+') }} {{ 'Hi'.lower().startswith('h') }}"), "x+y True");
 }
 

@@ -1,19 +1,18 @@
-// LLM tokenizers (byte-level BPE, SentencePiece + LlamaTokenizer rules): golden conformance through the
+// LLM tokenizers (byte-level BPE): golden conformance through the
 // runner, round trips, and clear errors for malformed files.
 #include <gtest/gtest.h>
 
 #include <fstream>
 
 #include "core/error.hpp"
+#include "core/json_file.hpp"
 #include "dev/conform.hpp"
 #include "support.hpp"
 #include "tokenizers/bpe_tokenizer.hpp"
 #include "tokenizers/chat_template.hpp"
-#include "tokenizers/sentencepiece_tokenizer.hpp"
 
 using namespace pictor;
 using tokenizers::BpeTokenizer;
-using tokenizers::SentencePieceTokenizer;
 
 namespace {
 
@@ -45,11 +44,7 @@ void expect_error(Fn fn, std::initializer_list<std::string> needles) {
 }  // namespace
 
 TEST(LlmTokenizerGolden, ByteLevelBpe) {
-  expect_golden_pass("vlm/tokenizer_bpe", "bpe_tokenizer", 45 * 6);
-}
-
-TEST(LlmTokenizerGolden, SentencePiece) {
-  expect_golden_pass("vlm/tokenizer_sentencepiece", "sentencepiece_tokenizer", 2 * 40 * 7);
+  expect_golden_pass("vlm/tokenizer_bpe", "bpe_tokenizer", 45 * 5 + 2);
 }
 
 TEST(BpeTokenizer, RoundTripsTrickyStrings) {
@@ -95,30 +90,8 @@ TEST(BpeTokenizer, MalformedFilesNameTheFile) {
   expect_error([&] { tokenizers::load_llm_tokenizer(empty); }, {empty.string()});
 }
 
-TEST(SentencePieceTokenizer, MalformedModelNamesTheFile) {
-  const auto dir = test::temp_dir("spm_bad");
-  write_file(dir / "tokenizer.model", "this is not a protobuf model");
-  expect_error([&] { SentencePieceTokenizer::load(dir / "tokenizer.model"); }, {"tokenizer.model", "SentencePiece"});
-  write_file(dir / "tokenizer.model", "");
-  expect_error([&] { SentencePieceTokenizer::load(dir / "tokenizer.model"); }, {"tokenizer.model"});
-  expect_error([&] { SentencePieceTokenizer::load(dir / "missing.model"); }, {"missing.model"});
-}
-
-TEST(SentencePieceTokenizer, LegacyFlagOnlyChangesTextAfterSpecialTokens) {
-  PICTOR_REQUIRE_GOLDEN();
-  const auto file =
-      test::golden_dir() /
-      "vlm/tokenizer_sentencepiece/test_sentencepiece_with_bytefallback_llama_legacy_false/tokenizer.model";
-  const auto legacy = SentencePieceTokenizer::load(file, {true});
-  const auto modern = SentencePieceTokenizer::load(file, {false});
-  EXPECT_TRUE(legacy.legacy());
-  EXPECT_FALSE(modern.legacy());
-  EXPECT_EQ(legacy.encode("This is a test"), modern.encode("This is a test"));
-  EXPECT_NE(legacy.encode("<s>. x"), modern.encode("<s>. x"));
-  // Byte fallback makes every string round-trip exactly (after nmt_nfkc whitespace normalisation).
-  const std::string text = "caf\xC3\xA9 \xF0\x9F\x98\x80 \xE4\xB8\xAD\xE6\x96\x87";
-  EXPECT_EQ(modern.decode(modern.encode(text), true), text);
-  EXPECT_EQ(modern.encode("").size(), 1u);  // BOS only
-  EXPECT_EQ(modern.bos_id(), 1);
-  EXPECT_EQ(modern.eos_id(), 2);
+TEST(LlmTokenizer, SentencePieceOnlyFolderIsUnsupported) {
+  const auto dir = test::temp_dir("spm_only");
+  write_file(dir / "tokenizer.model", "x");
+  EXPECT_THROW(tokenizers::load_llm_tokenizer(dir), Unsupported);
 }

@@ -632,6 +632,12 @@ class Renderer {
 
   Value filter(const Expr& e) {
     const std::string& f = e.name;
+    static const char* const kKnown[] = {
+        "default", "d",       "safe",  "string", "trim",       "upper",      "lower", "capitalize", "title",
+        "replace", "length",  "count", "tojson", "int",        "float",      "abs",   "list",       "first",
+        "last",    "reverse", "join",  "items",  "selectattr", "rejectattr", "map"};
+    if (std::none_of(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return f == k; }))
+      fail(e.line, "unknown filter '" + f + "'");
     const Value v = eval(*e.a);
     if (f == "default" || f == "d") {
       const bool boolean = truthy(arg(e, 1, "boolean"));
@@ -754,8 +760,9 @@ class Renderer {
 }  // namespace
 
 std::string JinjaTemplate::render(const nlohmann::json& variables) const {
-  if (!variables.is_object()) throw Error(name_ + ": render() needs a JSON object of variables");
-  Renderer renderer(name_, variables);
+  if (!variables.is_object() && !variables.is_null())
+    throw Error(name_ + ": render() needs a JSON object of variables");
+  Renderer renderer(name_, variables.is_null() ? nlohmann::json::object() : variables);
   std::string out;
   renderer.exec(*root_, out);
   return out;
