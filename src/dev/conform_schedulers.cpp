@@ -75,8 +75,8 @@ void run_variant(const CaseDir& c, const std::string& key, const json& v, Confor
     prev.push_back(x);
     x0.push_back(o.pred_original_sample);
   }
-  for (auto [field, got] : {std::pair{"scaled_model_input", &scaled}, {"prev_sample", &prev},
-                            {"pred_original_sample", &x0}}) {
+  for (auto [field, got] :
+       {std::pair{"scaled_model_input", &scaled}, {"prev_sample", &prev}, {"pred_original_sample", &x0}}) {
     if (!c.outputs.has(out(field))) continue;  // DPM-Solver records no x0
     at::Tensor e = c.outputs.get(out(field));
     rep.close(out(field), stacked(*got), e, rel_tol(e));
@@ -107,7 +107,7 @@ void run_schedulers(const CaseDir& c, ConformReport& rep) {
 
 }  // namespace
 
-PICTOR_REGISTER_CONFORM("schedulers", [](const CaseDir& c) { return case_title_has(c, "schedulers"); },
-                        run_schedulers);
+PICTOR_REGISTER_CONFORM(
+    "schedulers", [](const CaseDir& c) { return case_title_has(c, "schedulers"); }, run_schedulers);
 
 }  // namespace pictor::dev

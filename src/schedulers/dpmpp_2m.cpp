@@ -106,8 +106,8 @@ class DpmppTwoM : public Scheduler {
     prev_x0_ = last_x0_;
     last_x0_ = x0;
     at::Tensor x = sample.to(at::kFloat);
-    at::Tensor prev = (lower_order_nums_ < 1 || lower_order_final) ? first_order(x0, i, x)
-                                                                   : second_order(last_x0_, prev_x0_, i, x);
+    at::Tensor prev =
+        (lower_order_nums_ < 1 || lower_order_final) ? first_order(x0, i, x) : second_order(last_x0_, prev_x0_, i, x);
     if (lower_order_nums_ < 2) ++lower_order_nums_;
     return {prev.to(model_output.scalar_type()), x0};
   }
@@ -124,9 +124,7 @@ class DpmppTwoM : public Scheduler {
     at::Tensor alpha = at::reciprocal(at::pow(at::pow(s, 2) + 1, 0.5)) * 1;
     return {alpha, s * alpha};
   }
-  static at::Tensor lambda(const at::Tensor& alpha, const at::Tensor& sigma) {
-    return at::log(alpha) - at::log(sigma);
-  }
+  static at::Tensor lambda(const at::Tensor& alpha, const at::Tensor& sigma) { return at::log(alpha) - at::log(sigma); }
 
   at::Tensor convert_model_output(const at::Tensor& model_output, const at::Tensor& sample, int i) const {
     auto [alpha_t, sigma_t] = alpha_sigma(sigma(i));
@@ -155,8 +153,7 @@ class DpmppTwoM : public Scheduler {
     at::Tensor r0 = h_0 / h;
     at::Tensor D0 = m0, D1 = (at::reciprocal(r0) * 1.0) * (m0 - m1);
     at::Tensor em1 = at::exp(-h) - 1.0;
-    if (solver_type_ == "midpoint")
-      return (sigma_t / sigma_s0) * x - (alpha_t * em1) * D0 - (alpha_t * em1) * 0.5 * D1;
+    if (solver_type_ == "midpoint") return (sigma_t / sigma_s0) * x - (alpha_t * em1) * D0 - (alpha_t * em1) * 0.5 * D1;
     return (sigma_t / sigma_s0) * x - (alpha_t * em1) * D0 + (alpha_t * (em1 / h + 1.0)) * D1;
   }
 

@@ -4,7 +4,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
-#include <mutex>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -14,8 +13,8 @@ namespace pictor {
 TorchCpuNoise::TorchCpuNoise(uint64_t seed) : gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {}
 
 at::Tensor TorchCpuNoise::randn(at::IntArrayRef shape) {
-  // ATen's CPU normal kernel is serial, so the draws do not depend on the thread count.
-  std::lock_guard<std::mutex> lock(gen_.mutex());
+  // ATen's CPU normal kernel is serial, so the draws do not depend on the thread count; it locks the
+  // generator itself (locking it here too would deadlock).
   return at::randn(shape, gen_, at::TensorOptions().dtype(at::kFloat));
 }
 

@@ -18,8 +18,8 @@ struct SchedulerConfig {
 
   std::optional<int> num_train_timesteps;
   std::optional<double> beta_start, beta_end;
-  std::optional<std::string> beta_schedule;  // linear | scaled_linear | squaredcos_cap_v2
-  std::vector<double> trained_betas;         // empty: computed from beta_schedule
+  std::optional<std::string> beta_schedule;     // linear | scaled_linear | squaredcos_cap_v2
+  std::vector<double> trained_betas;            // empty: computed from beta_schedule
   std::optional<std::string> prediction_type;   // epsilon | v_prediction | sample
   std::optional<std::string> timestep_spacing;  // linspace | leading | trailing
   std::optional<int> steps_offset;

@@ -50,9 +50,8 @@ at::Tensor make_betas(const BetaSchedule& s) {
     betas = at::linspace(s.beta_start, s.beta_end, s.num_train_timesteps, at::kFloat);
   } else if (s.beta_schedule == "scaled_linear") {
     // The latent-diffusion schedule: linear in sqrt(beta). Python's `x ** 0.5` is C pow().
-    betas = at::pow(at::linspace(std::pow(s.beta_start, 0.5), std::pow(s.beta_end, 0.5), s.num_train_timesteps,
-                                 at::kFloat),
-                    2);
+    betas = at::pow(
+        at::linspace(std::pow(s.beta_start, 0.5), std::pow(s.beta_end, 0.5), s.num_train_timesteps, at::kFloat), 2);
   } else if (s.beta_schedule == "squaredcos_cap_v2") {
     betas = cosine_betas(s.num_train_timesteps);
   } else {
