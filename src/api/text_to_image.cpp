@@ -107,7 +107,7 @@ std::vector<GeneratedImage> TextToImage::generate(const GenerateOptions& in, con
     gp.prompt = o.prompt;
     gp.negative_prompt = o.negative_prompt;
     gp.steps = o.steps;
-    gp.sampler = o.sampler;
+    gp.sampler = a1111_sampler_display(o.sampler);
     gp.cfg_scale = o.guidance;
     gp.seed = r.seed;
     gp.width = o.width;

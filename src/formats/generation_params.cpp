@@ -310,4 +310,24 @@ std::string a1111_sampler_name(const std::string& cls, bool karras) {
   return karras && k_sampler ? it->second + " Karras" : it->second;
 }
 
+namespace {
+const std::pair<const char*, const char*> kSamplerDisplay[] = {
+    {"euler", "Euler"},       {"euler_a", "Euler a"}, {"euler_karras", "Euler Karras"},
+    {"dpmpp_2m", "DPM++ 2M"}, {"dpmpp_2m_karras", "DPM++ 2M Karras"},
+    {"ddim", "DDIM"},         {"lcm", "LCM"},
+};
+}  // namespace
+
+std::string a1111_sampler_display(const std::string& pictor_sampler) {
+  for (const auto& [name, display] : kSamplerDisplay)
+    if (pictor_sampler == name) return display;
+  return pictor_sampler;
+}
+
+std::string pictor_sampler_from_a1111(const std::string& display) {
+  for (const auto& [name, shown] : kSamplerDisplay)
+    if (display == shown) return name;
+  return display;
+}
+
 }  // namespace pictor

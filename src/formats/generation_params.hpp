@@ -60,4 +60,10 @@ std::string a1111_number(double v);
 // itself when there is no A1111 equivalent.
 std::string a1111_sampler_name(const std::string& scheduler_class, bool karras_sigmas = false);
 
+// Pictor sampler names (euler, euler_a, dpmpp_2m, dpmpp_2m_karras, ddim, lcm, euler_karras) <-> the
+// display names AUTOMATIC1111 writes in "Sampler:" ("Euler", "Euler a", "DPM++ 2M Karras", ...).
+// Unknown names pass through unchanged.
+std::string a1111_sampler_display(const std::string& pictor_sampler);
+std::string pictor_sampler_from_a1111(const std::string& display);
+
 }  // namespace pictor
