@@ -115,8 +115,8 @@ std::vector<GeneratedImage> TextToImage::generate(const GenerateOptions& in, con
     gp.model = m.name;
     if (o.init_image) gp.denoising_strength = o.strength;
     if (o.clip_skip > 1) gp.extra["Clip skip"] = std::to_string(o.clip_skip);
-    if (o.noise == "a1111") gp.extra["RNG"] = "GPU";
-    else gp.extra["RNG"] = "CPU";
+    // A1111 writes "RNG" only when it is not its GPU default.
+    if (o.noise != "a1111") gp.extra["RNG"] = "CPU";
     g.parameters = format_a1111(gp);
     out.push_back(std::move(g));
   }
