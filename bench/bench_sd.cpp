@@ -30,7 +30,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 double peak_rss_gib() {
   rusage ru{};
@@ -69,40 +71,78 @@ double gemm_gflops() {
 }
 
 json unet_config(bool sd21) {
-  json j = {{"_class_name", "UNet2DConditionModel"}, {"act_fn", "silu"}, {"block_out_channels", {320, 640, 1280, 1280}},
-            {"cross_attention_dim", sd21 ? 1024 : 768},
-            {"down_block_types", {"CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"}},
-            {"up_block_types", {"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"}},
-            {"downsample_padding", 1}, {"flip_sin_to_cos", true}, {"freq_shift", 0}, {"in_channels", 4},
-            {"out_channels", 4}, {"layers_per_block", 2}, {"mid_block_scale_factor", 1}, {"norm_eps", 1e-5},
-            {"norm_num_groups", 32}, {"sample_size", 64}, {"use_linear_projection", sd21}, {"upcast_attention", false}};
-  if (sd21) j["attention_head_dim"] = {5, 10, 20, 20};
-  else j["attention_head_dim"] = 8;
+  json j = {
+      {"_class_name", "UNet2DConditionModel"},
+      {"act_fn", "silu"},
+      {"block_out_channels", {320, 640, 1280, 1280}},
+      {"cross_attention_dim", sd21 ? 1024 : 768},
+      {"down_block_types", {"CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"}},
+      {"up_block_types", {"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"}},
+      {"downsample_padding", 1},
+      {"flip_sin_to_cos", true},
+      {"freq_shift", 0},
+      {"in_channels", 4},
+      {"out_channels", 4},
+      {"layers_per_block", 2},
+      {"mid_block_scale_factor", 1},
+      {"norm_eps", 1e-5},
+      {"norm_num_groups", 32},
+      {"sample_size", 64},
+      {"use_linear_projection", sd21},
+      {"upcast_attention", false}};
+  if (sd21)
+    j["attention_head_dim"] = {5, 10, 20, 20};
+  else
+    j["attention_head_dim"] = 8;
   return j;
 }
 
 json text_config(bool sd21) {
-  return {{"architectures", {"CLIPTextModel"}}, {"vocab_size", 49408}, {"hidden_size", sd21 ? 1024 : 768},
-          {"intermediate_size", sd21 ? 4096 : 3072}, {"num_hidden_layers", sd21 ? 23 : 12},
-          {"num_attention_heads", sd21 ? 16 : 12}, {"max_position_embeddings", 77},
-          {"hidden_act", sd21 ? "gelu" : "quick_gelu"}, {"layer_norm_eps", 1e-5}, {"projection_dim", 768},
-          {"bos_token_id", 0}, {"eos_token_id", 2}, {"pad_token_id", 1}};
+  return {{"architectures", {"CLIPTextModel"}},
+          {"vocab_size", 49408},
+          {"hidden_size", sd21 ? 1024 : 768},
+          {"intermediate_size", sd21 ? 4096 : 3072},
+          {"num_hidden_layers", sd21 ? 23 : 12},
+          {"num_attention_heads", sd21 ? 16 : 12},
+          {"max_position_embeddings", 77},
+          {"hidden_act", sd21 ? "gelu" : "quick_gelu"},
+          {"layer_norm_eps", 1e-5},
+          {"projection_dim", 768},
+          {"bos_token_id", 0},
+          {"eos_token_id", 2},
+          {"pad_token_id", 1}};
 }
 
 json vae_config() {
-  return {{"_class_name", "AutoencoderKL"}, {"act_fn", "silu"}, {"block_out_channels", {128, 256, 512, 512}},
-          {"down_block_types", {"DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"}},
-          {"up_block_types", {"UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"}},
-          {"in_channels", 3}, {"out_channels", 3}, {"latent_channels", 4}, {"layers_per_block", 2},
-          {"norm_num_groups", 32}, {"sample_size", 512}, {"scaling_factor", 0.18215}};
+  return {
+      {"_class_name", "AutoencoderKL"},
+      {"act_fn", "silu"},
+      {"block_out_channels", {128, 256, 512, 512}},
+      {"down_block_types", {"DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"}},
+      {"up_block_types", {"UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"}},
+      {"in_channels", 3},
+      {"out_channels", 3},
+      {"latent_channels", 4},
+      {"layers_per_block", 2},
+      {"norm_num_groups", 32},
+      {"sample_size", 512},
+      {"scaling_factor", 0.18215}};
 }
 
 json taesd_config() {
-  return {{"_class_name", "AutoencoderTiny"}, {"act_fn", "relu"}, {"in_channels", 3}, {"out_channels", 3},
-          {"latent_channels", 4}, {"encoder_block_out_channels", {64, 64, 64, 64}},
-          {"decoder_block_out_channels", {64, 64, 64, 64}}, {"num_encoder_blocks", {1, 3, 3, 3}},
-          {"num_decoder_blocks", {3, 3, 3, 1}}, {"latent_magnitude", 3}, {"latent_shift", 0.5},
-          {"scaling_factor", 1.0}, {"upsampling_scaling_factor", 2}};
+  return {{"_class_name", "AutoencoderTiny"},
+          {"act_fn", "relu"},
+          {"in_channels", 3},
+          {"out_channels", 3},
+          {"latent_channels", 4},
+          {"encoder_block_out_channels", {64, 64, 64, 64}},
+          {"decoder_block_out_channels", {64, 64, 64, 64}},
+          {"num_encoder_blocks", {1, 3, 3, 3}},
+          {"num_decoder_blocks", {3, 3, 3, 1}},
+          {"latent_magnitude", 3},
+          {"latent_shift", 0.5},
+          {"scaling_factor", 1.0},
+          {"upsampling_scaling_factor", 2}};
 }
 
 template <class Config>
@@ -117,18 +157,26 @@ void bench_model(bool sd21, double gemm, int steps) {
   auto t = Clock::now();
   pipelines::StableDiffusionModel m;
   m.name = sd21 ? "bench-sd21" : "bench-sd15";
-  m.text_encoder = std::make_unique<models::ClipTextModel>(cfg<models::ClipTextConfig>(text_config(sd21), "sd text config"), params);
-  m.unet = std::make_unique<models::UNet2DConditionModel>(cfg<models::UNetConfig>(unet_config(sd21), "sd unet config"), params);
-  m.vae = std::make_unique<models::AutoencoderKL>(cfg<models::AutoencoderKLConfig>(vae_config(), "sd vae config"), params);
-  m.taesd = std::make_unique<models::AutoencoderTiny>(cfg<models::AutoencoderTinyConfig>(taesd_config(), "taesd config"), params);
+  m.text_encoder =
+      std::make_unique<models::ClipTextModel>(cfg<models::ClipTextConfig>(text_config(sd21), "sd text config"), params);
+  m.unet = std::make_unique<models::UNet2DConditionModel>(cfg<models::UNetConfig>(unet_config(sd21), "sd unet config"),
+                                                          params);
+  m.vae =
+      std::make_unique<models::AutoencoderKL>(cfg<models::AutoencoderKLConfig>(vae_config(), "sd vae config"), params);
+  m.taesd = std::make_unique<models::AutoencoderTiny>(
+      cfg<models::AutoencoderTinyConfig>(taesd_config(), "taesd config"), params);
   std::printf("build (random init)        %8.2f s   RSS %.2f GiB\n", seconds_since(t), current_rss_gib());
   auto tokdir = std::filesystem::temp_directory_path() / "pictor-bench-tokenizer";
   dev::write_tiny_clip_tokenizer(tokdir);
   m.tokenizer = tokenizers::ClipTokenizer::load(tokdir);
-  m.scheduler_config = SchedulerConfig::from_json(JsonConfig(
-      {{"beta_start", 0.00085}, {"beta_end", 0.012}, {"beta_schedule", "scaled_linear"}, {"num_train_timesteps", 1000},
-       {"steps_offset", 1}, {"timestep_spacing", "leading"}, {"prediction_type", sd21 ? "v_prediction" : "epsilon"}},
-      "bench scheduler config"));
+  m.scheduler_config = SchedulerConfig::from_json(JsonConfig({{"beta_start", 0.00085},
+                                                              {"beta_end", 0.012},
+                                                              {"beta_schedule", "scaled_linear"},
+                                                              {"num_train_timesteps", 1000},
+                                                              {"steps_offset", 1},
+                                                              {"timestep_spacing", "leading"},
+                                                              {"prediction_type", sd21 ? "v_prediction" : "epsilon"}},
+                                                             "bench scheduler config"));
   m.scheduler_class = "EulerDiscreteScheduler";
 
   c10::InferenceMode guard;
@@ -172,9 +220,12 @@ int main(int argc, char** argv) {
   int threads = 0, steps = 4;
   std::string only;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
-    else if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc)
+      threads = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc)
+      only = argv[++i];
+    else if (!std::strcmp(argv[i], "--steps") && i + 1 < argc)
+      steps = std::atoi(argv[++i]);
     else {
       std::fprintf(stderr, "usage: bench_sd [--threads N] [--only sd15|sd21] [--steps N]\n");
       return 2;

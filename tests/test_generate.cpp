@@ -177,8 +177,10 @@ TEST(Generate, InpaintingKeepsPixelsOutsideTheMask) {
       for (int x = 0; x < 64; ++x)
         for (int ch = 0; ch < 3; ++ch) {
           uint8_t v = img.pixels[(size_t(y) * 64 + x) * 3 + ch];
-          if (x < 32) ASSERT_EQ(v, 77) << model << " at " << x << "," << y;
-          else changed_inside += v != 77;
+          if (x < 32)
+            ASSERT_EQ(v, 77) << model << " at " << x << "," << y;
+          else
+            changed_inside += v != 77;
         }
     EXPECT_GT(changed_inside, 100) << model;
   }
@@ -258,8 +260,8 @@ TEST(GenerateCli, ClearErrorsForBadFlagsAndMissingModels) {
   EXPECT_NE(log.find("--model"), std::string::npos) << log;
   // Default model missing and the hub unreachable: a non-zero exit that says how to get a model.
   fs::path empty = test::temp_dir("no-models");
-  EXPECT_NE(test::run_cli("generate \"x\"", &log, "PICTOR_MODELS=" + empty.string() + " HF_ENDPOINT=http://127.0.0.1:9"),
-            0);
+  EXPECT_NE(
+      test::run_cli("generate \"x\"", &log, "PICTOR_MODELS=" + empty.string() + " HF_ENDPOINT=http://127.0.0.1:9"), 0);
   EXPECT_NE(log.find("pictor pull stabilityai/sd-turbo"), std::string::npos) << log;
   EXPECT_NE(log.find("--model DIR"), std::string::npos) << log;
   EXPECT_NE(test::run_cli("generate", &log), 0);

@@ -12,7 +12,6 @@
 
 namespace pictor {
 
-
 struct GenerateOptions {
   std::string prompt;
   std::string negative_prompt;
@@ -47,9 +46,9 @@ struct GeneratedImage {
 };
 
 struct LoadOptions {
-  std::string taesd_dir;        // optional AutoencoderTiny folder (previews, fast decode)
+  std::string taesd_dir;  // optional AutoencoderTiny folder (previews, fast decode)
   bool decode_with_taesd = false;
-  int threads = 0;              // 0: all cores
+  int threads = 0;  // 0: all cores
 };
 
 class TextToImage {

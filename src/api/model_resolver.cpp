@@ -16,10 +16,12 @@ std::string resolve_model_dir(const std::string& model, bool allow_pull) {
   // "owner/name" that is not a local folder is a hub repo id.
   const bool looks_like_repo = repo.find('/') != std::string::npos && repo.front() != '/' && repo.front() != '.' &&
                                repo.find('/') == repo.rfind('/');
-  if (!looks_like_repo) throw Error("model folder '" + repo + "' not found (pass --model DIR with a diffusers-layout folder)");
+  if (!looks_like_repo)
+    throw Error("model folder '" + repo + "' not found (pass --model DIR with a diffusers-layout folder)");
   if (auto local = hub::find_local(repo)) return local->string();
   const std::string how = "Run `pictor pull " + repo + "` on a machine with internet access (models go to " +
-                          models_dir() + ", set PICTOR_MODELS to change), or pass --model DIR with a diffusers-layout "
+                          models_dir() +
+                          ", set PICTOR_MODELS to change), or pass --model DIR with a diffusers-layout "
                           "Stable Diffusion folder.";
   if (!allow_pull) throw Error("model '" + repo + "' is not downloaded. " + how);
   try {

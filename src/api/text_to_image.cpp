@@ -31,9 +31,13 @@ std::unique_ptr<TextToImage> TextToImage::load(const std::string& model_dir, con
   return std::unique_ptr<TextToImage>(new TextToImage(std::move(impl)));
 }
 
-const std::string& TextToImage::model_name() const { return impl_->model->name; }
+const std::string& TextToImage::model_name() const {
+  return impl_->model->name;
+}
 
-std::vector<std::string> TextToImage::samplers() const { return scheduler_names(); }
+std::vector<std::string> TextToImage::samplers() const {
+  return scheduler_names();
+}
 
 GenerateOptions TextToImage::resolve(const GenerateOptions& in) const {
   const auto& m = *impl_->model;

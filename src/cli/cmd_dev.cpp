@@ -29,7 +29,8 @@ void add_dev_commands(CLI::App& app) {
     if (!rep.all_pass()) throw CLI::RuntimeError(1);
   });
 
-  auto* tiny = dev->add_subcommand("make-tiny-sd", "Write a tiny random-weight Stable Diffusion folder (diffusers layout)");
+  auto* tiny =
+      dev->add_subcommand("make-tiny-sd", "Write a tiny random-weight Stable Diffusion folder (diffusers layout)");
   auto tdir = std::make_shared<std::string>();
   auto topt = std::make_shared<dev::TinySdOptions>();
   auto taesd = std::make_shared<std::string>();

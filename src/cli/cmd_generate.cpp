@@ -91,8 +91,8 @@ void run_generate(const GenerateArgs& a) {
       if (bar) bar->finish();
       current = p.image_index;
       bar = std::make_unique<ProgressLine>(resolved.count > 1 ? "image " + std::to_string(p.image_index + 1) + "/" +
-                                                                     std::to_string(resolved.count)
-                                                               : "steps");
+                                                                    std::to_string(resolved.count)
+                                                              : "steps");
     }
     bar->update(p.step, p.total, p.elapsed_s, p.eta_s);
     return true;
@@ -116,7 +116,8 @@ void add_generate_command(CLI::App& app) {
   c->add_option("--steps", a->steps, "Denoising steps (default: 1 for SD-Turbo, else 25)")->check(CLI::Range(1, 1000));
   c->add_option("--guidance", a->guidance, "Classifier-free guidance scale (default: 0 for SD-Turbo, else 7.5)")
       ->check(CLI::Range(0.0, 100.0));
-  c->add_option("--seed", a->seed, "Seed (default: random; printed and stored in the PNG)")->check(CLI::NonNegativeNumber);
+  c->add_option("--seed", a->seed, "Seed (default: random; printed and stored in the PNG)")
+      ->check(CLI::NonNegativeNumber);
   c->add_option("--size", a->size, "Output size WIDTHxHEIGHT, multiples of 8 (default: the model's native size)");
   c->add_option("--sampler", a->sampler,
                 "Sampler: euler, euler_a, dpmpp_2m, dpmpp_2m_karras, ddim, lcm (default: from the model's scheduler)");

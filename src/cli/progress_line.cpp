@@ -8,9 +8,12 @@ namespace pictor::cli {
 
 std::string format_duration(double s) {
   char buf[32];
-  if (s < 60) std::snprintf(buf, sizeof buf, "%.1f s", s);
-  else if (s < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
-  else std::snprintf(buf, sizeof buf, "%dh%02dm", int(s) / 3600, (int(s) % 3600) / 60);
+  if (s < 60)
+    std::snprintf(buf, sizeof buf, "%.1f s", s);
+  else if (s < 3600)
+    std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%dh%02dm", int(s) / 3600, (int(s) % 3600) / 60);
   return buf;
 }
 
@@ -33,8 +36,10 @@ void ProgressLine::update(int done, int total, double elapsed_s, double eta_s) {
 }
 
 void ProgressLine::finish() {
-  if (tty_ && open_) std::fprintf(stderr, "\n");
-  else if (!last_.empty()) std::fprintf(stderr, "%s\n", last_.c_str());
+  if (tty_ && open_)
+    std::fprintf(stderr, "\n");
+  else if (!last_.empty())
+    std::fprintf(stderr, "%s\n", last_.c_str());
   open_ = false;
 }
 

@@ -46,7 +46,8 @@ void check_txt2img(const CaseDir& c, ConformReport& rep) {
             tol("negative_prompt_embeds"));
   rep.close("timesteps", trace.timesteps.to(at::kFloat), c.outputs.get("timesteps"), tol("timesteps"));
   rep.close("step.unet_input", at::stack(trace.unet_input), c.outputs.get("step.unet_input"), tol("step.unet_input"));
-  rep.close("step.unet_output", at::stack(trace.unet_output), c.outputs.get("step.unet_output"), tol("step.unet_output"));
+  rep.close("step.unet_output", at::stack(trace.unet_output), c.outputs.get("step.unet_output"),
+            tol("step.unet_output"));
   rep.close("step.latents", at::stack(trace.latents), c.outputs.get("step.latents"), tol("step.latents"));
   rep.close("decoded", trace.decoded, c.outputs.get("decoded"), tol("decoded"));
   rep.close("image", res.image.unsqueeze(0), c.outputs.get("image"), tol("image"));
@@ -60,7 +61,6 @@ void check_txt2img(const CaseDir& c, ConformReport& rep) {
 }  // namespace
 
 PICTOR_REGISTER_CONFORM(
-    "txt2img", [](const CaseDir& c) { return case_title_has(c, "txt2img") && c.spec.contains("call"); },
-    check_txt2img);
+    "txt2img", [](const CaseDir& c) { return case_title_has(c, "txt2img") && c.spec.contains("call"); }, check_txt2img);
 
 }  // namespace pictor::dev

@@ -9,9 +9,9 @@ namespace pictor::dev {
 
 struct TinySdOptions {
   uint64_t seed = 1234;
-  bool inpainting = false;            // 9-channel UNet (as in stable-diffusion-inpainting)
-  bool v_prediction = false;          // SD 2.x 768-style scheduler config
-  std::filesystem::path taesd_dir;    // also write a tiny AutoencoderTiny folder here when set
+  bool inpainting = false;          // 9-channel UNet (as in stable-diffusion-inpainting)
+  bool v_prediction = false;        // SD 2.x 768-style scheduler config
+  std::filesystem::path taesd_dir;  // also write a tiny AutoencoderTiny folder here when set
 };
 
 void make_tiny_sd(const std::filesystem::path& dir, const TinySdOptions& opts = {});

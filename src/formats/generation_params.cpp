@@ -312,9 +312,13 @@ std::string a1111_sampler_name(const std::string& cls, bool karras) {
 
 namespace {
 const std::pair<const char*, const char*> kSamplerDisplay[] = {
-    {"euler", "Euler"},       {"euler_a", "Euler a"}, {"euler_karras", "Euler Karras"},
-    {"dpmpp_2m", "DPM++ 2M"}, {"dpmpp_2m_karras", "DPM++ 2M Karras"},
-    {"ddim", "DDIM"},         {"lcm", "LCM"},
+    {"euler", "Euler"},
+    {"euler_a", "Euler a"},
+    {"euler_karras", "Euler Karras"},
+    {"dpmpp_2m", "DPM++ 2M"},
+    {"dpmpp_2m_karras", "DPM++ 2M Karras"},
+    {"ddim", "DDIM"},
+    {"lcm", "LCM"},
 };
 }  // namespace
 

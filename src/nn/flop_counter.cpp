@@ -19,7 +19,9 @@ double FlopCounter::stop() {
   return g_flops.load();
 }
 
-bool FlopCounter::enabled() { return g_enabled.load(std::memory_order_relaxed); }
+bool FlopCounter::enabled() {
+  return g_enabled.load(std::memory_order_relaxed);
+}
 
 void FlopCounter::add(double flops) {
   double cur = g_flops.load(std::memory_order_relaxed);

@@ -33,7 +33,9 @@ at::Tensor decode_raw(const StableDiffusionModel& m, const at::Tensor& latents, 
   return with_taesd ? m.taesd->decode(latents / m.taesd->config().scaling_factor)
                     : m.vae->decode(latents / m.vae->config().scaling_factor);
 }
-at::Tensor to_unit_range(const at::Tensor& x) { return (x / 2 + 0.5).clamp(0, 1); }
+at::Tensor to_unit_range(const at::Tensor& x) {
+  return (x / 2 + 0.5).clamp(0, 1);
+}
 
 }  // namespace
 
@@ -42,7 +44,8 @@ void validate_request(const StableDiffusionModel& m, const SdRequest& r) {
   for (auto [name, v] : {std::pair{"width", r.width}, std::pair{"height", r.height}}) {
     if (v <= 0 || v % f != 0)
       throw Error(std::string(name) + " " + std::to_string(v) + " must be a positive multiple of " + std::to_string(f));
-    if (v > kMaxSide) throw Error(std::string(name) + " " + std::to_string(v) + " exceeds the limit of " + std::to_string(kMaxSide));
+    if (v > kMaxSide)
+      throw Error(std::string(name) + " " + std::to_string(v) + " exceeds the limit of " + std::to_string(kMaxSide));
   }
   if (r.steps < 1 || r.steps > 1000) throw Error("steps " + std::to_string(r.steps) + " must be between 1 and 1000");
   if (r.guidance < 0 || r.guidance > 100) throw Error("guidance must be between 0 and 100");

@@ -53,7 +53,7 @@ class ClipTokenizer {
   // The BPE token string of an id (e.g. "cat</w>"); throws pictor::Error for an unknown id.
   const std::string& id_to_token(std::int64_t id) const;
 
- // An empty tokenizer (no vocabulary) so owners can be default-constructed; fill it with load().
+  // An empty tokenizer (no vocabulary) so owners can be default-constructed; fill it with load().
   ClipTokenizer() = default;
 
  private:
