@@ -66,11 +66,11 @@ void run_generate(const GenerateArgs& a) {
     if (a.init.empty()) throw Error("--mask needs --init IMAGE (the picture to inpaint)");
     o.mask = read_image(a.mask);
   }
-  for (const std::string& out : {a.out}) {
-    if (out.empty()) continue;
-    const std::string ext = fs::path(out).extension().string();
+  // Check the output name before spending minutes on generation.
+  if (!a.out.empty()) {
+    const std::string ext = fs::path(a.out).extension().string();
     if (ext != ".png" && ext != ".jpg" && ext != ".jpeg" && ext != ".webp")
-      throw Error("--out " + out + ": use a .png, .jpg or .webp file name");
+      throw Error("--out " + a.out + ": use a .png, .jpg or .webp file name");
   }
 
   const std::string dir = resolve_model_dir(a.model, !a.no_pull);
