@@ -126,13 +126,16 @@ TEST(SentencePieceTokenizer, RoundTripsThroughBothModels) {
   PICTOR_REQUIRE_GOLDEN();
   const auto byte_model = SentencePieceTokenizer::load(test::golden_dir() / kByteFixture);
   const auto plain_model = SentencePieceTokenizer::load(test::golden_dir() / kFixture);
-  // Text that the nmt_nfkc normalizer leaves as it is (NFKC, single inner spaces) round-trips exactly.
-  for (const std::string text :
-       {"Hello world", "caf\xC3\xA9 na\xC3\xAFve r\xC3\xA9sum\xC3\xA9",
-        "I was born in 92000, and this is fals\xC3\xA9.", "x = 42 + 7*6", "Hey <s>. how</s> are you"}) {
+  // Text that the nmt_nfkc normalizer leaves as it is (NFKC, single inner spaces) round-trips exactly;
+  // the small fixture vocabulary has no pieces for "é", "9", "=" or "<", so only plain words go through both.
+  for (const std::string text : {"Hello world", "This is a test", "I was born in 2000, and this is fine."}) {
     EXPECT_EQ(plain_model.sp_decode(plain_model.sp_encode(text)), text);
-    EXPECT_EQ(byte_model.sp_decode(byte_model.sp_encode(text)), text);
+    EXPECT_EQ(plain_model.decode(plain_model.encode(text), true), text);
   }
+  for (const std::string text :
+       {"caf\xC3\xA9 na\xC3\xAFve r\xC3\xA9sum\xC3\xA9", "I was born in 92000, and this is fals\xC3\xA9.",
+        "x = 42 + 7*6", "Hey <s>. how</s> are you"})
+    EXPECT_EQ(byte_model.sp_decode(byte_model.sp_encode(text)), text);
   // With byte fallback nothing is lost, whatever the script.
   for (const std::string text : {"\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E",
                                  "a\xF0\x9F\xA6\x99"
