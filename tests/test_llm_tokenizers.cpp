@@ -90,8 +90,8 @@ TEST(BpeTokenizer, MalformedFilesNameTheFile) {
   expect_error([&] { tokenizers::load_llm_tokenizer(empty); }, {empty.string()});
 }
 
-TEST(LlmTokenizer, SentencePieceOnlyFolderIsUnsupported) {
+TEST(LlmTokenizer, MalformedSentencePieceModelNamesTheFile) {
   const auto dir = test::temp_dir("spm_only");
   write_file(dir / "tokenizer.model", "x");
-  EXPECT_THROW(tokenizers::load_llm_tokenizer(dir), Unsupported);
+  expect_error([&] { tokenizers::load_llm_tokenizer(dir); }, {"tokenizer.model", "SentencePiece"});
 }

@@ -4,6 +4,7 @@
 
 #include "core/error.hpp"
 #include "tokenizers/bpe_tokenizer.hpp"
+#include "tokenizers/sentencepiece_tokenizer.hpp"
 
 namespace pictor::tokenizers {
 
@@ -16,10 +17,9 @@ bool LlmTokenizer::is_special_id(std::int64_t id) const {
 }
 
 std::unique_ptr<LlmTokenizer> load_llm_tokenizer(const std::filesystem::path& dir) {
-  // Debian's libsentencepiece cannot be used: it bundles protobuf 3.14 and crashes at load time in a
-  // process that also loads libtorch's libprotobuf 3.21; an own .model reader is still to be written.
-  if (std::filesystem::exists(dir / "tokenizer.model") && !std::filesystem::exists(dir / "tokenizer.json"))
-    throw Unsupported((dir / "tokenizer.model").string() + ": SentencePiece tokenizers are not implemented yet");
+  // tokenizer.model is what the slow LlamaTokenizer reads, so it wins over a tokenizer.json beside it.
+  if (std::filesystem::exists(dir / "tokenizer.model"))
+    return std::make_unique<SentencePieceTokenizer>(SentencePieceTokenizer::load(dir / "tokenizer.model"));
   if ((std::filesystem::exists(dir / "vocab.json") && std::filesystem::exists(dir / "merges.txt")) ||
       std::filesystem::exists(dir / "tokenizer.json"))
     return std::make_unique<BpeTokenizer>(BpeTokenizer::load(dir));

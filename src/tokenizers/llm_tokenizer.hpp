@@ -62,9 +62,8 @@ class LlmTokenizer {
   bool add_bos_ = false, add_eos_ = false;
 };
 
-// Loads the tokenizer of a model folder: byte-level BPE from vocab.json + merges.txt or tokenizer.json
-// (a folder with only a SentencePiece tokenizer.model throws pictor::Unsupported for now). Throws pictor::Error naming
-// the folder when none fits.
+// Loads the tokenizer of a model folder: tokenizer.model (SentencePiece) when present, else byte-level
+// BPE from vocab.json + merges.txt or tokenizer.json. Throws pictor::Error naming the folder when none fits.
 std::unique_ptr<LlmTokenizer> load_llm_tokenizer(const std::filesystem::path& dir);
 
 }  // namespace pictor::tokenizers
