@@ -139,14 +139,15 @@ TEST(DescribeStyles, AltTextDropsImagePreambles) {
 }
 
 TEST(DescribeStyles, AltTextIsOneSentence) {
-  EXPECT_EQ(pipelines::postprocess_description(DescribeStyle::Alt,
-                                               "A dog runs on a beach. The sky is blue! Waves crash."),
-            "A dog runs on a beach.");
+  EXPECT_EQ(
+      pipelines::postprocess_description(DescribeStyle::Alt, "A dog runs on a beach. The sky is blue! Waves crash."),
+      "A dog runs on a beach.");
   EXPECT_EQ(pipelines::postprocess_description(DescribeStyle::Alt, "A sign for Dr. Smith on St. Mark's road.\nMore"),
             "A sign for Dr. Smith on St. Mark's road.");
   EXPECT_EQ(pipelines::postprocess_description(DescribeStyle::Alt, "A bottle holding 3.5 litres of water, next to"),
             "A bottle holding 3.5 litres of water, next to.");
-  EXPECT_EQ(pipelines::postprocess_description(DescribeStyle::Alt, "A red kite flying,\nover a park"), "A red kite flying.");
+  EXPECT_EQ(pipelines::postprocess_description(DescribeStyle::Alt, "A red kite flying,\nover a park"),
+            "A red kite flying.");
   EXPECT_EQ(pipelines::first_sentence("Is it a cat? Yes."), "Is it a cat?");
   EXPECT_EQ(pipelines::first_sentence("He said \"stop.\" Then left."), "He said \"stop.\"");
   EXPECT_EQ(pipelines::postprocess_description(DescribeStyle::Alt, "   "), "");
@@ -177,8 +178,9 @@ TEST(DescribeStyles, AltTextIsCutAtAWordBoundaryWithin150Characters) {
 }
 
 TEST(DescribeStyles, CaptionIsOneLine) {
-  EXPECT_EQ(pipelines::postprocess_description(DescribeStyle::Caption, "  Caption: A cat\non a\n\n  warm windowsill.  "),
-            "A cat on a warm windowsill.");
+  EXPECT_EQ(
+      pipelines::postprocess_description(DescribeStyle::Caption, "  Caption: A cat\non a\n\n  warm windowsill.  "),
+      "A cat on a warm windowsill.");
   EXPECT_EQ(pipelines::postprocess_description(DescribeStyle::Caption, "\"Sunset over the harbour\""),
             "Sunset over the harbour");
 }
@@ -253,12 +255,11 @@ TEST(DescribeGolden, LlavaPromptAndInputsMatchTransformers) {
 
 TEST(DescribeTiny, FolderIsCompleteAndTokenizerKnowsTheSpecialTokens) {
   for (const char* f : {"config.json", "model.safetensors", "generation_config.json", "vocab.json", "merges.txt",
-                        "tokenizer.json", "tokenizer_config.json", "preprocessor_config.json",
-                        "processor_config.json"})
+                        "tokenizer.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json"})
     EXPECT_TRUE(fs::exists(tiny_vlm() / f)) << f;
   auto tok = tokenizers::load_llm_tokenizer(tiny_vlm());
-  for (const char* special : {"<image>", "<fake_token_around_image>", "<global-img>", "<row_1_col_1>",
-                              "<row_6_col_6>", "<end_of_utterance>", "<|im_start|>"}) {
+  for (const char* special : {"<image>", "<fake_token_around_image>", "<global-img>", "<row_1_col_1>", "<row_6_col_6>",
+                              "<end_of_utterance>", "<|im_start|>"}) {
     const auto ids = tok->encode(special);
     ASSERT_EQ(ids.size(), 1u) << special;
     EXPECT_TRUE(tok->is_special_id(ids[0])) << special;
@@ -276,8 +277,7 @@ TEST(DescribeTiny, FolderIsCompleteAndTokenizerKnowsTheSpecialTokens) {
 TEST(DescribeTiny, PromptFollowsTheSmolVlmLayout) {
   auto vlm = pipelines::VisionLanguageModel::load(tiny_vlm());
   const auto messages = pipelines::VisionLanguageModel::user_turn(2, "Compare them.");
-  EXPECT_EQ(vlm->render_prompt(messages),
-            "<|im_start|>User:<image><image>Compare them.<end_of_utterance>\nAssistant:");
+  EXPECT_EQ(vlm->render_prompt(messages), "<|im_start|>User:<image><image>Compare them.<end_of_utterance>\nAssistant:");
   const auto in = vlm->prepare({test_image(90, 40, 0), test_image(20, 20, 1)}, messages);
   // 90x40 -> 64x28 (longest edge 64) -> 64x32 (multiples of the 32-pixel tile): 1x2 tiles + global view.
   EXPECT_NE(in.expanded_prompt.find("<row_1_col_2>"), std::string::npos);
@@ -336,7 +336,8 @@ TEST(DescribeTiny, ApiDescribesStreamsAndIsDeterministic) {
 TEST(DescribeCli, DescribesPngAndJpegAndPrintsText) {
   for (const char* name : {"wide.png", "tall.jpg"}) {
     std::string out;
-    const int rc = run_shell(test::cli_path() + " " + describe_cmd((images_dir() / name).string()) + " 2>/dev/null", &out);
+    const int rc =
+        run_shell(test::cli_path() + " " + describe_cmd((images_dir() / name).string()) + " 2>/dev/null", &out);
     ASSERT_EQ(rc, 0) << name;
     EXPECT_FALSE(pipelines::strip_whitespace(out).empty()) << name;
     EXPECT_EQ(lines_of(out).size(), 1u) << "a caption is one line: " << out;
@@ -346,13 +347,16 @@ TEST(DescribeCli, DescribesPngAndJpegAndPrintsText) {
 TEST(DescribeCli, SameSeedSameTextAndStdinWorks) {
   const std::string img = (images_dir() / "wide.png").string();
   std::string a, b, c, s;
-  ASSERT_EQ(run_shell(test::cli_path() + " " + describe_cmd(img + " --temperature 1 --seed 5") + " 2>/dev/null", &a), 0);
-  ASSERT_EQ(run_shell(test::cli_path() + " " + describe_cmd(img + " --temperature 1 --seed 5") + " 2>/dev/null", &b), 0);
-  ASSERT_EQ(run_shell(test::cli_path() + " " + describe_cmd(img + " --temperature 1 --seed 6") + " 2>/dev/null", &c), 0);
+  ASSERT_EQ(run_shell(test::cli_path() + " " + describe_cmd(img + " --temperature 1 --seed 5") + " 2>/dev/null", &a),
+            0);
+  ASSERT_EQ(run_shell(test::cli_path() + " " + describe_cmd(img + " --temperature 1 --seed 5") + " 2>/dev/null", &b),
+            0);
+  ASSERT_EQ(run_shell(test::cli_path() + " " + describe_cmd(img + " --temperature 1 --seed 6") + " 2>/dev/null", &c),
+            0);
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
-  ASSERT_EQ(run_shell("cat " + img + " | " + test::cli_path() + " " +
-                          describe_cmd("- --temperature 1 --seed 5") + " 2>/dev/null",
+  ASSERT_EQ(run_shell("cat " + img + " | " + test::cli_path() + " " + describe_cmd("- --temperature 1 --seed 5") +
+                          " 2>/dev/null",
                       &s),
             0);
   EXPECT_EQ(s, a);
@@ -370,8 +374,7 @@ TEST(DescribeCli, StreamPrintsTheTextOfTheAnswer) {
             0);
   EXPECT_FALSE(pipelines::strip_whitespace(streamed).empty());
   // The detailed style only trims line ends and blank-line runs, so the streamed raw text matches modulo those.
-  EXPECT_EQ(pipelines::postprocess_description(DescribeStyle::Detailed, streamed),
-            pipelines::strip_whitespace(plain));
+  EXPECT_EQ(pipelines::postprocess_description(DescribeStyle::Detailed, streamed), pipelines::strip_whitespace(plain));
 }
 
 TEST(DescribeCli, FolderWritesJsonlAndResumes) {
@@ -438,8 +441,8 @@ TEST(DescribeCli, BadImagesGiveClearErrors) {
   }
   // A good file next to a bad one is still described; the exit status reports the failure.
   std::string log;
-  const int rc = test::run_cli(describe_cmd((images_dir() / "wide.png").string() + " " + (dir / "empty.png").string()),
-                               &log);
+  const int rc =
+      test::run_cli(describe_cmd((images_dir() / "wide.png").string() + " " + (dir / "empty.png").string()), &log);
   EXPECT_EQ(rc, 1) << log;
   EXPECT_NE(log.find("==> " + (images_dir() / "wide.png").string() + " <=="), std::string::npos) << log;
 }

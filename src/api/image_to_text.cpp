@@ -31,8 +31,12 @@ std::unique_ptr<ImageToText> ImageToText::load(const std::string& model_dir, int
   return std::unique_ptr<ImageToText>(new ImageToText(std::move(impl)));
 }
 
-const std::string& ImageToText::model_name() const { return impl_->name; }
-std::string ImageToText::family() const { return pipelines::vlm_family_name(impl_->model->family()); }
+const std::string& ImageToText::model_name() const {
+  return impl_->name;
+}
+std::string ImageToText::family() const {
+  return pipelines::vlm_family_name(impl_->model->family());
+}
 
 DescribeOptions ImageToText::resolve(const DescribeOptions& in) const {
   DescribeOptions o = in;

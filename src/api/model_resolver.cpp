@@ -21,7 +21,8 @@ std::string resolve_dir(const std::string& model, bool allow_pull, const char* d
   // "owner/name" that is not a local folder is a hub repo id.
   const bool looks_like_repo = repo.find('/') != std::string::npos && repo.front() != '/' && repo.front() != '.' &&
                                repo.find('/') == repo.rfind('/');
-  if (!looks_like_repo) throw Error("model folder '" + repo + "' not found (pass --model DIR with a " + folder_kind + ")");
+  if (!looks_like_repo)
+    throw Error("model folder '" + repo + "' not found (pass --model DIR with a " + folder_kind + ")");
   if (auto local = hub::find_local(repo)) return local->string();
   const std::string how = "Run `pictor pull " + repo + "` on a machine with internet access (models go to " +
                           models_dir() + ", set PICTOR_MODELS to change), or pass --model DIR with a " + folder_kind +

@@ -146,7 +146,8 @@ void run_describe(const DescribeArgs& a) {
     if (folders.size() > 1) throw Error("several folders given: choose the captions file with --out FILE.jsonl");
     out = (fs::path(folders[0]) / "captions.jsonl").string();
   }
-  if (a.together && !folders.empty()) throw Error("--together describes the given files in one request; not for folders");
+  if (a.together && !folders.empty())
+    throw Error("--together describes the given files in one request; not for folders");
 
   DescribeOptions opts;
   opts.prompt = a.prompt;
@@ -179,9 +180,9 @@ void run_describe(const DescribeArgs& a) {
   const std::string dir = resolve_vlm_model_dir(a.model, !a.no_pull);
   auto engine = ImageToText::load(dir, a.threads);
   const DescribeOptions shown = engine->resolve(opts);
-  const std::string decoding = shown.temperature > 0 ? "temperature " + std::to_string(shown.temperature) +
-                                                            ", seed " + std::to_string(*shown.seed)
-                                                      : "greedy";
+  const std::string decoding = shown.temperature > 0 ? "temperature " + std::to_string(shown.temperature) + ", seed " +
+                                                           std::to_string(*shown.seed)
+                                                     : "greedy";
   std::fprintf(stderr, "pictor: %s (%s), style %s, max %d tokens, %s\n", engine->model_name().c_str(),
                engine->family().c_str(), style_label.c_str(), shown.max_tokens, decoding.c_str());
 
@@ -275,7 +276,8 @@ void add_describe_command(CLI::App& app) {
                 "alt (one sentence, <=150 chars), caption (one line, default), detailed (paragraphs), product "
                 "(title, features, colours/materials)")
       ->check(CLI::IsMember({"alt", "caption", "detailed", "product"}));
-  c->add_option("--max-tokens", a->max_tokens, "New-token budget (default: 64 for alt/caption, 400 detailed, 300 product)")
+  c->add_option("--max-tokens", a->max_tokens,
+                "New-token budget (default: 64 for alt/caption, 400 detailed, 300 product)")
       ->check(CLI::Range(1, 4096));
   c->add_option("--seed", a->seed, "Sampling seed (with --temperature)")->check(CLI::NonNegativeNumber);
   c->add_option("--temperature", a->temperature, "Sampling temperature (default 0: greedy, deterministic)")

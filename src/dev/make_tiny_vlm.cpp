@@ -57,11 +57,12 @@ std::vector<std::string> byte_symbols() {
 
 // Words that get merges (so common text is a few tokens, as with a real vocabulary); everything else
 // falls back to byte tokens, which is still a complete byte-level BPE.
-const char* kWords[] = {"the", "a", "an", "of", "in", "on", "with", "and", "is", "this", "image", "picture",
-                        "photo", "shows", "cat", "dog", "red", "blue", "green", "white", "black", "sitting",
-                        "table", "street", "car", "person", "sky", "tree", "house", "Describe", "Write",
-                        "caption", "alt", "text", "sentence", "detail", "product", "Title", "Features",
-                        "User", "Assistant", "one", "line", "colour", "material"};
+const char* kWords[] = {"the",       "a",      "an",       "of",      "in",      "on",       "with",     "and",
+                        "is",        "this",   "image",    "picture", "photo",   "shows",    "cat",      "dog",
+                        "red",       "blue",   "green",    "white",   "black",   "sitting",  "table",    "street",
+                        "car",       "person", "sky",      "tree",    "house",   "Describe", "Write",    "caption",
+                        "alt",       "text",   "sentence", "detail",  "product", "Title",    "Features", "User",
+                        "Assistant", "one",    "line",     "colour",  "material"};
 
 struct Vocab {
   json tokens = json::object();
@@ -146,56 +147,53 @@ int64_t write_tiny_vlm_tokenizer(const fs::path& dir) {
 
   json added = json::array(), decoder = json::object();
   for (const auto& s : specials) {
-    const json entry = {{"content", s.content}, {"lstrip", false}, {"normalized", false},
+    const json entry = {{"content", s.content}, {"lstrip", false},      {"normalized", false},
                         {"rstrip", false},      {"single_word", false}, {"special", true}};
     decoder[std::to_string(s.id)] = entry;
     json with_id = entry;
     with_id["id"] = s.id;
     added.push_back(with_id);
   }
-  const json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
-                           {"use_regex", true}};
-  write_json(dir / "tokenizer.json",
-             {{"version", "1.0"},
-              {"truncation", nullptr},
-              {"padding", nullptr},
-              {"added_tokens", added},
-              {"normalizer", nullptr},
-              {"pre_tokenizer", byte_level},
-              {"post_processor", byte_level},
-              {"decoder", byte_level},
-              {"model",
-               {{"type", "BPE"},
-                {"dropout", nullptr},
-                {"unk_token", nullptr},
-                {"continuing_subword_prefix", ""},
-                {"end_of_word_suffix", ""},
-                {"fuse_unk", false},
-                {"byte_fallback", false},
-                {"vocab", v.tokens},
-                {"merges", v.merges}}}});
+  const json byte_level = {
+      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  write_json(dir / "tokenizer.json", {{"version", "1.0"},
+                                      {"truncation", nullptr},
+                                      {"padding", nullptr},
+                                      {"added_tokens", added},
+                                      {"normalizer", nullptr},
+                                      {"pre_tokenizer", byte_level},
+                                      {"post_processor", byte_level},
+                                      {"decoder", byte_level},
+                                      {"model",
+                                       {{"type", "BPE"},
+                                        {"dropout", nullptr},
+                                        {"unk_token", nullptr},
+                                        {"continuing_subword_prefix", ""},
+                                        {"end_of_word_suffix", ""},
+                                        {"fuse_unk", false},
+                                        {"byte_fallback", false},
+                                        {"vocab", v.tokens},
+                                        {"merges", v.merges}}}});
   const json additional = {"<fake_token_around_image>", "<image>", "<end_of_utterance>"};
-  write_json(dir / "tokenizer_config.json",
-             {{"tokenizer_class", "GPT2Tokenizer"},
-              {"processor_class", "Idefics3Processor"},
-              {"add_bos_token", false},
-              {"add_prefix_space", false},
-              {"added_tokens_decoder", decoder},
-              {"additional_special_tokens", additional},
-              {"bos_token", "<|im_start|>"},
-              {"eos_token", "<end_of_utterance>"},
-              {"pad_token", "<|im_end|>"},
-              {"unk_token", "<|endoftext|>"},
-              {"clean_up_tokenization_spaces", false},
-              {"errors", "replace"},
-              {"model_max_length", 8192},
-              {"chat_template", tiny_vlm_chat_template()}});
-  write_json(dir / "special_tokens_map.json",
-             {{"additional_special_tokens", additional},
-              {"bos_token", "<|im_start|>"},
-              {"eos_token", "<end_of_utterance>"},
-              {"pad_token", "<|im_end|>"},
-              {"unk_token", "<|endoftext|>"}});
+  write_json(dir / "tokenizer_config.json", {{"tokenizer_class", "GPT2Tokenizer"},
+                                             {"processor_class", "Idefics3Processor"},
+                                             {"add_bos_token", false},
+                                             {"add_prefix_space", false},
+                                             {"added_tokens_decoder", decoder},
+                                             {"additional_special_tokens", additional},
+                                             {"bos_token", "<|im_start|>"},
+                                             {"eos_token", "<end_of_utterance>"},
+                                             {"pad_token", "<|im_end|>"},
+                                             {"unk_token", "<|endoftext|>"},
+                                             {"clean_up_tokenization_spaces", false},
+                                             {"errors", "replace"},
+                                             {"model_max_length", 8192},
+                                             {"chat_template", tiny_vlm_chat_template()}});
+  write_json(dir / "special_tokens_map.json", {{"additional_special_tokens", additional},
+                                               {"bos_token", "<|im_start|>"},
+                                               {"eos_token", "<end_of_utterance>"},
+                                               {"pad_token", "<|im_end|>"},
+                                               {"unk_token", "<|endoftext|>"}});
   return v.next_id;
 }
 
@@ -208,28 +206,19 @@ void make_tiny_vlm(const fs::path& dir, const TinyVlmOptions& o) {
   const int64_t end_of_utterance = vocab.at("<end_of_utterance>").get<int64_t>();
 
   // 32x32 frames of 8x8 patches -> 16 patches, pixel shuffle 2 -> 4 image tokens per frame.
-  const json vision = {{"model_type", "idefics3"}, {"hidden_size", 32},          {"intermediate_size", 64},
-                       {"num_hidden_layers", 2},   {"num_attention_heads", 4},  {"num_channels", 3},
-                       {"image_size", 32},         {"patch_size", 8},           {"hidden_act", "gelu_pytorch_tanh"},
+  const json vision = {{"model_type", "idefics3"}, {"hidden_size", 32},        {"intermediate_size", 64},
+                       {"num_hidden_layers", 2},   {"num_attention_heads", 4}, {"num_channels", 3},
+                       {"image_size", 32},         {"patch_size", 8},          {"hidden_act", "gelu_pytorch_tanh"},
                        {"layer_norm_eps", 1e-6},   {"attention_dropout", 0.0}};
-  const json text = {{"model_type", "llama"},
-                     {"vocab_size", vocab_size},
-                     {"hidden_size", 32},
-                     {"intermediate_size", 64},
-                     {"num_hidden_layers", 2},
-                     {"num_attention_heads", 4},
-                     {"num_key_value_heads", 2},
-                     {"head_dim", 8},
-                     {"hidden_act", "silu"},
-                     {"max_position_embeddings", 2048},
-                     {"rms_norm_eps", 1e-5},
-                     {"rope_theta", 100000.0},
-                     {"rope_scaling", nullptr},
-                     {"attention_bias", false},
-                     {"mlp_bias", false},
-                     {"tie_word_embeddings", true},
-                     {"bos_token_id", 1},
-                     {"eos_token_id", end_of_utterance},
+  const json text = {{"model_type", "llama"},    {"vocab_size", vocab_size},
+                     {"hidden_size", 32},        {"intermediate_size", 64},
+                     {"num_hidden_layers", 2},   {"num_attention_heads", 4},
+                     {"num_key_value_heads", 2}, {"head_dim", 8},
+                     {"hidden_act", "silu"},     {"max_position_embeddings", 2048},
+                     {"rms_norm_eps", 1e-5},     {"rope_theta", 100000.0},
+                     {"rope_scaling", nullptr},  {"attention_bias", false},
+                     {"mlp_bias", false},        {"tie_word_embeddings", true},
+                     {"bos_token_id", 1},        {"eos_token_id", end_of_utterance},
                      {"pad_token_id", 2}};
   write_json(dir / "config.json", {{"architectures", {"Idefics3ForConditionalGeneration"}},
                                    {"model_type", "idefics3"},
@@ -241,21 +230,20 @@ void make_tiny_vlm(const fs::path& dir, const TinyVlmOptions& o) {
                                    {"text_config", text}});
   write_json(dir / "generation_config.json",
              {{"bos_token_id", 1}, {"eos_token_id", end_of_utterance}, {"pad_token_id", 2}});
-  write_json(dir / "preprocessor_config.json",
-             {{"image_processor_type", "Idefics3ImageProcessor"},
-              {"processor_class", "Idefics3Processor"},
-              {"do_convert_rgb", true},
-              {"do_resize", true},
-              {"size", {{"longest_edge", 64}}},
-              {"resample", 1},
-              {"do_image_splitting", true},
-              {"max_image_size", {{"longest_edge", 32}}},
-              {"do_rescale", true},
-              {"rescale_factor", 1.0 / 255.0},
-              {"do_normalize", true},
-              {"image_mean", {0.5, 0.5, 0.5}},
-              {"image_std", {0.5, 0.5, 0.5}},
-              {"do_pad", true}});
+  write_json(dir / "preprocessor_config.json", {{"image_processor_type", "Idefics3ImageProcessor"},
+                                                {"processor_class", "Idefics3Processor"},
+                                                {"do_convert_rgb", true},
+                                                {"do_resize", true},
+                                                {"size", {{"longest_edge", 64}}},
+                                                {"resample", 1},
+                                                {"do_image_splitting", true},
+                                                {"max_image_size", {{"longest_edge", 32}}},
+                                                {"do_rescale", true},
+                                                {"rescale_factor", 1.0 / 255.0},
+                                                {"do_normalize", true},
+                                                {"image_mean", {0.5, 0.5, 0.5}},
+                                                {"image_std", {0.5, 0.5, 0.5}},
+                                                {"do_pad", true}});
   write_json(dir / "processor_config.json", {{"image_seq_len", 4}, {"processor_class", "Idefics3Processor"}});
 
   const models::Idefics3Config cfg = models::Idefics3Config::from_json(JsonConfig::load(dir / "config.json"));

@@ -11,7 +11,9 @@ namespace pictor::pipelines {
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 std::string lower_ascii(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -174,9 +176,10 @@ std::string strip_image_preamble(const std::string& text) {
       std::regex(R"(^(this|it) is (an? |the )?)" + kind + R"(\s+(of|showing|depicting|featuring)\s+)",
                  std::regex::icase),
       // "The image shows", "A picture of", "Photo of", "An illustration depicting", "Image: "
-      std::regex(R"(^((this|the|an?) )?)" + kind +
-                     R"((\s+(that )?(shows|depicts|features|displays|showcases|captures|presents|contains|is of|of|showing|depicting|featuring|with)\s+|\s*:\s*))",
-                 std::regex::icase),
+      std::regex(
+          R"(^((this|the|an?) )?)" + kind +
+              R"((\s+(that )?(shows|depicts|features|displays|showcases|captures|presents|contains|is of|of|showing|depicting|featuring|with)\s+|\s*:\s*))",
+          std::regex::icase),
   };
   std::string s = strip_whitespace(text);
   for (bool changed = true; changed;) {
@@ -194,8 +197,8 @@ std::string strip_image_preamble(const std::string& text) {
 }
 
 std::string first_sentence(const std::string& text) {
-  static const std::array<const char*, 12> abbreviations = {"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g",
-                                                            "i.e", "jr", "sr", "approx"};
+  static const std::array<const char*, 12> abbreviations = {"mr",  "mrs", "ms",  "dr", "st", "vs",
+                                                            "etc", "e.g", "i.e", "jr", "sr", "approx"};
   const std::string s = strip_whitespace(text);
   for (size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
@@ -203,7 +206,7 @@ std::string first_sentence(const std::string& text) {
     if (c != '.' && c != '!' && c != '?') continue;
     size_t end = i + 1;
     while (end < s.size() && (s[end] == '"' || s[end] == '\'' || s[end] == ')')) ++end;  // closing quotes
-    if (end < s.size() && !is_space(s[end])) continue;  // "3.5", "e.g.x", "..."
+    if (end < s.size() && !is_space(s[end])) continue;                                   // "3.5", "e.g.x", "..."
     if (c == '.') {
       size_t w = i;
       while (w > 0 && !is_space(s[w - 1])) --w;

@@ -59,7 +59,9 @@ class TextStreamer {
 
 }  // namespace
 
-const char* vlm_family_name(VlmFamily family) { return family == VlmFamily::Idefics3 ? "idefics3" : "llava"; }
+const char* vlm_family_name(VlmFamily family) {
+  return family == VlmFamily::Idefics3 ? "idefics3" : "llava";
+}
 
 VlmFamily detect_vlm_family(const fs::path& config_json) {
   const JsonConfig cfg = JsonConfig::load(config_json);
@@ -132,10 +134,18 @@ std::unique_ptr<VisionLanguageModel> VisionLanguageModel::load(const fs::path& d
   return std::unique_ptr<VisionLanguageModel>(new VisionLanguageModel(std::move(impl)));
 }
 
-VlmFamily VisionLanguageModel::family() const { return impl_->family; }
-const fs::path& VisionLanguageModel::dir() const { return impl_->dir; }
-const models::GenerationConfig& VisionLanguageModel::default_generation() const { return impl_->generation; }
-const tokenizers::LlmTokenizer& VisionLanguageModel::tokenizer() const { return *impl_->tokenizer; }
+VlmFamily VisionLanguageModel::family() const {
+  return impl_->family;
+}
+const fs::path& VisionLanguageModel::dir() const {
+  return impl_->dir;
+}
+const models::GenerationConfig& VisionLanguageModel::default_generation() const {
+  return impl_->generation;
+}
+const tokenizers::LlmTokenizer& VisionLanguageModel::tokenizer() const {
+  return *impl_->tokenizer;
+}
 
 nlohmann::json VisionLanguageModel::user_turn(size_t num_images, const std::string& text) {
   nlohmann::json content = nlohmann::json::array();
@@ -197,8 +207,8 @@ VlmOutput VisionLanguageModel::generate(const VlmInputs& in, const models::Gener
   if (!g.stop_strings.empty())
     cb.decode = [&](int, const std::vector<int64_t>& t) { return impl_->tokenizer->decode(t, true); };
 
-  const auto device = impl_->family == VlmFamily::Idefics3 ? impl_->idefics3->text_model().device()
-                                                            : impl_->llava->device();
+  const auto device =
+      impl_->family == VlmFamily::Idefics3 ? impl_->idefics3->text_model().device() : impl_->llava->device();
   const at::Tensor ids = in.input_ids.to(device), mask = in.attention_mask.to(device);
   const at::Tensor pixels = in.pixel_values.to(device);
   const models::GenerationResult r =
@@ -214,9 +224,8 @@ VlmOutput VisionLanguageModel::generate(const VlmInputs& in, const models::Gener
   out.new_tokens.assign(fresh.data_ptr<int64_t>(), fresh.data_ptr<int64_t>() + fresh.numel());
   // Nothing after the first EOS belongs to the answer (a finished single row is never padded, but be exact).
   const auto& eos = g.eos_token_ids;
-  const auto first_eos = std::find_if(out.new_tokens.begin(), out.new_tokens.end(), [&](int64_t t) {
-    return std::find(eos.begin(), eos.end(), t) != eos.end();
-  });
+  const auto first_eos = std::find_if(out.new_tokens.begin(), out.new_tokens.end(),
+                                      [&](int64_t t) { return std::find(eos.begin(), eos.end(), t) != eos.end(); });
   const bool has_eos = first_eos != out.new_tokens.end();
   if (has_eos) out.new_tokens.erase(first_eos + 1, out.new_tokens.end());
   // The EOS itself is not text, even when the tokenizer does not mark it special.

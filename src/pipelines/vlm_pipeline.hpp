@@ -26,11 +26,11 @@ const char* vlm_family_name(VlmFamily family);  // "idefics3", "llava"
 
 // Model inputs of one request, for inspection and tests.
 struct VlmInputs {
-  std::string rendered_prompt;  // chat template output
-  std::string expanded_prompt;  // after image-token expansion (what is tokenized)
-  at::Tensor input_ids;         // [1, T] int64
-  at::Tensor attention_mask;    // [1, T] int64 (all ones)
-  at::Tensor pixel_values;      // Idefics3 [1, frames, 3, H, W]; LLaVA [N, 3, H, W]
+  std::string rendered_prompt;      // chat template output
+  std::string expanded_prompt;      // after image-token expansion (what is tokenized)
+  at::Tensor input_ids;             // [1, T] int64
+  at::Tensor attention_mask;        // [1, T] int64 (all ones)
+  at::Tensor pixel_values;          // Idefics3 [1, frames, 3, H, W]; LLaVA [N, 3, H, W]
   at::Tensor pixel_attention_mask;  // Idefics3 only
 };
 
