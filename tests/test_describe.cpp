@@ -128,6 +128,7 @@ TEST(DescribeStyles, AltTextDropsImagePreambles) {
       {"photo of a lighthouse at dawn.", "A lighthouse at dawn."},
       {"This is a photograph of a bowl of fruit.", "A bowl of fruit."},
       {"In this image, we can see a man riding a bike.", "A man riding a bike."},
+      {"In this picture there are two cats on a bed", "Two cats on a bed."},
       {"  Alt text: \"A close-up photo of a bee on a flower.\"  ", "A bee on a flower."},
       {"An image that shows a picture of a dog.", "A dog."},
       // Not a preamble: kept as written.
@@ -427,6 +428,14 @@ TEST(DescribeCli, BadImagesGiveClearErrors) {
   const uint32_t side = 100000;
   for (int k = 0; k < 2; ++k)
     for (int b = 0; b < 4; ++b) png[size_t(16 + 4 * k + b)] = uint8_t(side >> (24 - 8 * b));
+  // IHDR's CRC (over type + data, bytes 12..28) must stay valid, or the decoder stops at the CRC.
+  uint32_t crc = 0xFFFFFFFFu;
+  for (size_t i = 12; i < 29; ++i) {
+    crc ^= png[i];
+    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  crc ^= 0xFFFFFFFFu;
+  for (int b = 0; b < 4; ++b) png[size_t(29 + b)] = uint8_t(crc >> (24 - 8 * b));
   std::ofstream(dir / "huge.png", std::ios::binary).write(reinterpret_cast<const char*>(png.data()), long(png.size()));
 
   const std::pair<const char*, const char*> cases[] = {

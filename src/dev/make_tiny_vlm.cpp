@@ -217,14 +217,14 @@ void make_tiny_vlm(const fs::path& dir, const TinyVlmOptions& o) {
                      {"hidden_act", "silu"},     {"max_position_embeddings", 2048},
                      {"rms_norm_eps", 1e-5},     {"rope_theta", 100000.0},
                      {"rope_scaling", nullptr},  {"attention_bias", false},
-                     {"mlp_bias", false},        {"tie_word_embeddings", true},
+                     {"mlp_bias", false},        {"tie_word_embeddings", false},
                      {"bos_token_id", 1},        {"eos_token_id", end_of_utterance},
                      {"pad_token_id", 2}};
   write_json(dir / "config.json", {{"architectures", {"Idefics3ForConditionalGeneration"}},
                                    {"model_type", "idefics3"},
                                    {"image_token_id", image_token},
                                    {"scale_factor", 2},
-                                   {"tie_word_embeddings", true},
+                                   {"tie_word_embeddings", false},
                                    {"torch_dtype", "float32"},
                                    {"vision_config", vision},
                                    {"text_config", text}});

@@ -170,7 +170,7 @@ std::string strip_image_preamble(const std::string& text) {
       R"((image|picture|photo|photograph|pic|illustration|drawing|painting|screenshot|snapshot|render|rendering))";
   static const std::array<std::regex, 3> openers = {
       // "In this image, ..." / "In the picture we see ..."
-      std::regex(R"(^in (this|the) )" + kind + R"(\s*(,|we (can )?see|you (can )?see|there (is|are))?\s*)",
+      std::regex(R"(^in (this|the) )" + kind + R"(\b\s*,?\s*((we|you) (can )?see\s+|there (is|are)\s+)?)",
                  std::regex::icase),
       // "This is a photo of", "It is an image showing"
       std::regex(R"(^(this|it) is (an? |the )?)" + kind + R"(\s+(of|showing|depicting|featuring)\s+)",
