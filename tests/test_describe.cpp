@@ -448,6 +448,15 @@ TEST(DescribeCli, BadImagesGiveClearErrors) {
     EXPECT_NE(log.find(name), std::string::npos) << name << ": " << log;
     EXPECT_EQ(log.find("internal error"), std::string::npos) << log;
   }
+  // Files are read before the model loads: a bad file is reported even when the model is missing too.
+  std::string early;
+  EXPECT_EQ(test::run_cli(
+                "describe " + (dir / "empty.png").string() + " --no-pull --model " + (dir / "no-such-model").string(),
+                &early),
+            1);
+  EXPECT_NE(early.find("is empty"), std::string::npos) << early;
+  EXPECT_EQ(early.find("no-such-model"), std::string::npos) << early;
+
   // A good file next to a bad one is still described; the exit status reports the failure.
   std::string log;
   const int rc =
@@ -463,4 +472,24 @@ TEST(DescribeCli, MissingModelExplainsHowToGetIt) {
   EXPECT_EQ(rc, 1) << log;
   EXPECT_NE(log.find("pictor pull nobody/none"), std::string::npos) << log;
   EXPECT_NE(log.find("vision-language"), std::string::npos) << log;
+}
+
+TEST(DescribeCli, TogetherSendsAllImagesInOneRequest) {
+  std::string out;
+  const std::string imgs = (images_dir() / "wide.png").string() + " " + (images_dir() / "tall.jpg").string();
+  ASSERT_EQ(run_shell(test::cli_path() + " " +
+                          describe_cmd(imgs + " --together --prompt \"What differs?\" --out " +
+                                       (test::temp_dir("together") / "t.jsonl").string()) +
+                          " 2>/dev/null",
+                      &out),
+            0);
+  EXPECT_EQ(out.find("==>"), std::string::npos) << "one answer, no per-file headers: " << out;
+  EXPECT_FALSE(pipelines::strip_whitespace(out).empty());
+  // Through the API: the two images become two <image> runs in one prompt.
+  auto vlm = pipelines::VisionLanguageModel::load(tiny_vlm());
+  const auto in = vlm->prepare({test_image(90, 40, 0), test_image(30, 70, 1)},
+                               pipelines::VisionLanguageModel::user_turn(2, "What differs?"));
+  size_t globals = 0;
+  for (size_t p = 0; (p = in.expanded_prompt.find("<global-img>", p)) != std::string::npos; ++p) ++globals;
+  EXPECT_EQ(globals, 2u);
 }

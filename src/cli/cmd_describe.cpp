@@ -10,6 +10,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -38,6 +39,10 @@ struct DescribeArgs {
 struct Item {
   std::string path;
   bool from_folder = false;
+  // Files named on the command line are read before the model loads, so a bad file fails fast; folder
+  // files are read one at a time (a folder can be large).
+  std::optional<Image> image;
+  std::string error;
 };
 
 bool is_image_name(const fs::path& p) {
@@ -62,7 +67,7 @@ std::vector<Item> walk_folder(const fs::path& dir) {
   if (ec) throw Error("cannot list folder '" + dir.string() + "': " + ec.message());
   std::sort(found.begin(), found.end());
   std::vector<Item> items;
-  for (auto& f : found) items.push_back({std::move(f), true});
+  for (auto& f : found) items.push_back({std::move(f), true, std::nullopt, {}});
   return items;
 }
 
@@ -136,7 +141,7 @@ void run_describe(const DescribeArgs& a) {
       if (found.empty()) std::fprintf(stderr, "pictor: no PNG, JPEG or WebP files in folder '%s'\n", in.c_str());
       items.insert(items.end(), found.begin(), found.end());
     } else {
-      items.push_back({in, false});
+      items.push_back({in, false, std::nullopt, {}});
     }
   }
   if (std::count_if(a.inputs.begin(), a.inputs.end(), [](const std::string& s) { return s == "-"; }) > 1)
@@ -175,6 +180,24 @@ void run_describe(const DescribeArgs& a) {
     if (!items.empty() || !folders.empty()) return;
     throw Error("no images to describe");
   }
+
+  size_t unreadable = 0;
+  for (auto& it : todo) {
+    if (it.from_folder) continue;
+    try {
+      it.image = read_image(it.path);
+    } catch (const Error& e) {
+      it.error = e.what();
+      ++unreadable;
+    }
+  }
+  if (unreadable == todo.size()) {  // nothing left to describe: no need to load the model
+    if (todo.size() == 1) throw Error(todo[0].error);
+    for (const auto& it : todo) std::fprintf(stderr, "pictor: error: %s\n", it.error.c_str());
+    throw Error("none of the " + std::to_string(todo.size()) + " images could be read");
+  }
+  if (a.together && unreadable)
+    throw Error(std::find_if(todo.begin(), todo.end(), [](const Item& it) { return !it.error.empty(); })->error);
 
   const std::string model_id = a.model.empty() ? std::string(kDefaultVlmRepo) : a.model;
   const std::string dir = resolve_vlm_model_dir(a.model, !a.no_pull);
@@ -221,8 +244,8 @@ void run_describe(const DescribeArgs& a) {
   if (a.together) {
     std::vector<Image> images;
     nlohmann::json paths = nlohmann::json::array();
-    for (const auto& it : todo) {
-      images.push_back(read_image(it.path));
+    for (auto& it : todo) {
+      images.push_back(std::move(*it.image));
       paths.push_back(it.path);
     }
     const Description d = describe_and_report(images);
@@ -233,16 +256,22 @@ void run_describe(const DescribeArgs& a) {
 
   size_t failed_files = 0, failed_folder = 0, described = 0;
   for (size_t k = 0; k < todo.size(); ++k) {
-    const Item& it = todo[k];
-    Image image;
-    try {
-      image = read_image(it.path);
-    } catch (const Error& e) {
+    Item& it = todo[k];
+    if (it.from_folder) {
+      try {
+        it.image = read_image(it.path);
+      } catch (const Error& e) {
+        it.error = e.what();
+      }
+    }
+    if (!it.image) {
       // One bad file never stops a batch: report it and go on (a re-run retries it: nothing is recorded).
-      std::fprintf(stderr, "pictor: error: %s%s\n", e.what(), it.from_folder ? " (skipped)" : "");
+      std::fprintf(stderr, "pictor: error: %s%s\n", it.error.c_str(), it.from_folder ? " (skipped)" : "");
       ++(it.from_folder ? failed_folder : failed_files);
       continue;
     }
+    const Image image = std::move(*it.image);
+    it.image.reset();
     if (headers) {
       std::printf("%s==> %s <==\n", described ? "\n" : "", it.path.c_str());
       std::fflush(stdout);
