@@ -19,8 +19,8 @@ struct DescribeOptions {
   // "alt", "caption", "detailed" or "product": prompt preset + post-processing. Empty: "caption", or no
   // post-processing (only whitespace stripped) when `prompt` is given.
   std::string style;
-  int max_tokens =
-      0;  // new-token budget; 0: the style's default (64 alt/caption, 400 detailed, 300 product, 256 no style)
+  // New-token budget; 0: the style's default (64 alt/caption, 400 detailed, 300 product, 256 without a style).
+  int max_tokens = 0;
   std::optional<uint64_t> seed;   // sampling seed; unset: random when sampling (reported back), 0 when greedy
   double temperature = 0;         // 0: greedy decoding (deterministic); > 0: sampling
   double top_p = 1.0;             // nucleus sampling (1: off)

@@ -168,6 +168,9 @@ std::string strip_image_preamble(const std::string& text) {
   static const std::string kind =
       R"((close-up |black and white |black-and-white |digital |aerial |stock |color |colour )?)"
       R"((image|picture|photo|photograph|pic|illustration|drawing|painting|screenshot|snapshot|render|rendering))";
+  static const std::string kVerbs =
+      "(shows|depicts|features|displays|showcases|captures|presents|contains|is of|of|showing|depicting|featuring|"
+      "with)";
   static const std::array<std::regex, 3> openers = {
       // "In this image, ..." / "In the picture we see ..."
       std::regex(R"(^in (this|the) )" + kind + R"(\b\s*,?\s*((we|you) (can )?see\s+|there (is|are)\s+)?)",
@@ -176,10 +179,7 @@ std::string strip_image_preamble(const std::string& text) {
       std::regex(R"(^(this|it) is (an? |the )?)" + kind + R"(\s+(of|showing|depicting|featuring)\s+)",
                  std::regex::icase),
       // "The image shows", "A picture of", "Photo of", "An illustration depicting", "Image: "
-      std::regex(
-          R"(^((this|the|an?) )?)" + kind +
-              R"((\s+(that )?(shows|depicts|features|displays|showcases|captures|presents|contains|is of|of|showing|depicting|featuring|with)\s+|\s*:\s*))",
-          std::regex::icase),
+      std::regex(R"(^((this|the|an?) )?)" + kind + R"((\s+(that )?)" + kVerbs + R"(\s+|\s*:\s*))", std::regex::icase),
   };
   std::string s = strip_whitespace(text);
   for (bool changed = true; changed;) {
