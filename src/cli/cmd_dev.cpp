@@ -7,6 +7,7 @@
 #include "core/runtime.hpp"
 #include "dev/conform.hpp"
 #include "dev/make_tiny_sd.hpp"
+#include "dev/make_tiny_vlm.hpp"
 
 namespace pictor::cli {
 
@@ -43,6 +44,17 @@ void add_dev_commands(CLI::App& app) {
     topt->taesd_dir = *taesd;
     dev::make_tiny_sd(*tdir, *topt);
     std::printf("wrote %s\n", tdir->c_str());
+  });
+
+  auto* tiny_vlm = dev->add_subcommand(
+      "make-tiny-vlm", "Write a tiny random-weight Idefics3/SmolVLM folder (transformers layout, own tokenizer)");
+  auto vdir = std::make_shared<std::string>();
+  auto vopt = std::make_shared<dev::TinyVlmOptions>();
+  tiny_vlm->add_option("DIR", *vdir, "Output folder")->required();
+  tiny_vlm->add_option("--seed", vopt->seed, "Weight seed");
+  tiny_vlm->callback([vdir, vopt] {
+    dev::make_tiny_vlm(*vdir, *vopt);
+    std::printf("wrote %s\n", vdir->c_str());
   });
 }
 

@@ -5,6 +5,7 @@
 namespace pictor::cli {
 
 void add_dev_commands(CLI::App& app);
+void add_describe_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_pull_command(CLI::App& app);

@@ -1,0 +1,70 @@
+#pragma once
+// Pictor's public C++ API for image-to-text (captions, alt text, descriptions) with a vision-language
+// model: SmolVLM / Idefics3 or LLaVA-1.5 in the transformers folder layout. No libtorch types appear here.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "formats/image.hpp"
+
+namespace pictor {
+
+struct DescribeOptions {
+  std::vector<Image> images;  // one or more; all go into one request (the prompt refers to them together)
+  // The instruction. Empty: the style's preset prompt (see docs/DESCRIBE.md).
+  std::string prompt;
+  // "alt", "caption", "detailed" or "product": prompt preset + post-processing. Empty: "caption", or no
+  // post-processing (only whitespace stripped) when `prompt` is given.
+  std::string style;
+  // New-token budget; 0: the style's default (64 alt/caption, 400 detailed, 300 product, 256 without a style).
+  int max_tokens = 0;
+  std::optional<uint64_t> seed;   // sampling seed; unset: random when sampling (reported back), 0 when greedy
+  double temperature = 0;         // 0: greedy decoding (deterministic); > 0: sampling
+  double top_p = 1.0;             // nucleus sampling (1: off)
+  int top_k = 0;                  // top-k sampling (0: off)
+  double repetition_penalty = 0;  // 0: the model's generation_config.json value (1 = off)
+};
+
+struct Description {
+  std::string text;      // after the style's post-processing
+  std::string raw_text;  // the model's answer, whitespace stripped
+  std::string style;     // the style applied ("" when none)
+  std::string prompt;    // the instruction sent
+  uint64_t seed = 0;
+  int prompt_tokens = 0, new_tokens = 0;
+  bool truncated = false;  // ran out of max_tokens before the model ended its answer
+  double seconds = 0;
+};
+
+// Receives the answer's text piece by piece while it is generated (before post-processing). Return false
+// to stop early.
+using TextStreamCallback = std::function<bool(const std::string& piece)>;
+
+class ImageToText {
+ public:
+  // Loads a transformers-layout Idefics3/SmolVLM or LLaVA folder. threads 0: all cores.
+  static std::unique_ptr<ImageToText> load(const std::string& model_dir, int threads = 0);
+  ~ImageToText();
+  Description describe(const DescribeOptions& opts, const TextStreamCallback& on_text = {});
+  // The options actually used after defaults are applied (style, prompt, max_tokens, seed).
+  DescribeOptions resolve(const DescribeOptions& opts) const;
+  const std::string& model_name() const;  // the folder name
+  std::string family() const;             // "idefics3" or "llava"
+
+ private:
+  struct Impl;
+  explicit ImageToText(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The default image-to-text model, pulled from the Hugging Face hub on first use.
+inline constexpr const char* kDefaultVlmRepo = "HuggingFaceTB/SmolVLM-256M-Instruct";
+
+// resolve_model_dir (text_to_image.hpp) for vision-language models: a folder, a hub repo id, or empty for
+// kDefaultVlmRepo.
+std::string resolve_vlm_model_dir(const std::string& model, bool allow_pull = true);
+
+}  // namespace pictor
