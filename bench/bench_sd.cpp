@@ -231,6 +231,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  std::setvbuf(stdout, nullptr, _IONBF, 0);  // show each figure as soon as it is measured
   set_threads(threads);
   std::printf("threads %d\n", at::get_num_threads());
   const double gemm = gemm_gflops();

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <mutex>
 
+#include "nn/flop_counter.hpp"
+
 namespace pictor::nn {
 
 namespace {
@@ -55,7 +57,10 @@ at::Tensor PrepackedConv2d::operator()(const at::Tensor& x) const {
     }
     packed = cache_->packed;
   }
-  return at::mkldnn_convolution(x.contiguous(), packed, conv_.bias, padding, stride, dilation, 1);
+  at::Tensor y = at::mkldnn_convolution(x.contiguous(), packed, conv_.bias, padding, stride, dilation, 1);
+  if (FlopCounter::enabled())  // same count as nn::Conv2d: in_channels * k * k multiply-adds per output
+    FlopCounter::add(2.0 * double(y.numel()) * double(conv_.weight.numel() / conv_.weight.size(0)));
+  return y;
 }
 
 }  // namespace pictor::nn
