@@ -127,7 +127,10 @@ json smolvlm_2b_config() {
             {"num_hidden_layers", 27},
             {"num_attention_heads", 16},
             {"num_channels", 3},
-            {"image_size", 384},
+            // Published: image_size 384 with patch_size 14 (transformers' stride-14 convolution drops the
+            // last 6 pixels: 27x27 patches). The port refuses a patch size that does not divide the image
+            // size, so the bench uses 378 = 27 * 14: the same 729 patches and the same compute.
+            {"image_size", 378},
             {"patch_size", 14},
             {"hidden_act", "gelu_pytorch_tanh"},
             {"layer_norm_eps", 1e-6}}},
@@ -231,7 +234,9 @@ ModelResult bench_model(const std::string& name, const json& config_json, int64_
 
   c10::InferenceMode guard;
   // Vision encoder + connector on one frame.
-  const at::Tensor frame = batch.pixel_values.narrow(1, 0, 1).contiguous();
+  // One frame, cropped to the encoder's image_size (the 2B stand-in's 378 inside its 384 frames).
+  const int64_t side = cfg.vision.image_size;
+  const at::Tensor frame = batch.pixel_values.narrow(1, 0, 1).narrow(3, 0, side).narrow(4, 0, side).contiguous();
   nn::FlopCounter::start();
   at::Tensor feats = model.encode_images(frame);
   const double counted = nn::FlopCounter::stop();
