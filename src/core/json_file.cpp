@@ -67,6 +67,14 @@ json read_json_file(const std::filesystem::path& path) {
   }
 }
 
+void write_json_file(const std::filesystem::path& path, const json& j) {
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::trunc);
+  if (!out) throw Error(path.string() + ": cannot write file");
+  out << j.dump(2) << "\n";
+  if (!out) throw Error(path.string() + ": write failed");
+}
+
 JsonConfig JsonConfig::load(const std::filesystem::path& path) {
   json j = read_json_file(path);
   if (!j.is_object()) throw Error(path.string() + ": expected a JSON object at top level");

@@ -13,6 +13,9 @@ using json = nlohmann::json;
 // Parses a JSON file; throws Error("FILE: ...") when missing or malformed.
 json read_json_file(const std::filesystem::path& path);
 
+// Writes `j` pretty-printed (2-space indent, trailing newline), creating parent folders.
+void write_json_file(const std::filesystem::path& path, const json& j);
+
 // A JSON object together with the file it came from, so every lookup error can name both.
 class JsonConfig {
  public:

@@ -31,6 +31,16 @@ double CaseDir::suggested_atol(const std::string& name, double fallback) const {
   return fallback;
 }
 
+CaseDir::Tolerance CaseDir::recommended_tolerance() const {
+  Tolerance t{1e-4, 1e-4};
+  if (spec.contains("recommended_tolerance_fp32") && spec["recommended_tolerance_fp32"].is_object()) {
+    const auto& r = spec["recommended_tolerance_fp32"];
+    t.atol = r.value("atol", t.atol);
+    t.rtol = r.value("rtol", t.rtol);
+  }
+  return t;
+}
+
 void ConformReport::close(const std::string& name, const at::Tensor& actual, const at::Tensor& expected, double atol) {
   CheckResult r{name, 0, atol, false, false, ""};
   if (!actual.defined()) {

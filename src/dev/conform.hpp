@@ -24,6 +24,11 @@ struct CaseDir {
   static CaseDir load(const std::filesystem::path& dir);
   // case.json tolerance[name].suggested_atol, or `fallback` when not given.
   double suggested_atol(const std::string& name, double fallback) const;
+  // case.json recommended_tolerance_fp32 {atol, rtol} (the transformers goldens), default 1e-4 each.
+  struct Tolerance {
+    double atol, rtol;
+  };
+  Tolerance recommended_tolerance() const;
 };
 
 struct CheckResult {

@@ -61,12 +61,7 @@ void check_processor_and_tokenizer(const CaseDir& c, ConformReport& rep, double 
 void check_clip(const CaseDir& c, ConformReport& rep) {
   auto model = models::ClipModel::load(c.dir);
   at::InferenceMode guard;
-  double atol = 1e-4, rtol = 1e-4;
-  if (c.spec.contains("recommended_tolerance_fp32")) {
-    const auto& t = c.spec["recommended_tolerance_fp32"];
-    atol = t.value("atol", atol);
-    rtol = t.value("rtol", rtol);
-  }
+  const auto [atol, rtol] = c.recommended_tolerance();
   auto compare = [&](const std::string& name, const at::Tensor& actual) {
     if (c.outputs.has(name)) rep.close_rel(name, actual, c.outputs.get(name), atol, rtol);
   };

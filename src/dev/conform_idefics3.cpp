@@ -52,12 +52,7 @@ void check_idefics3(const CaseDir& c, ConformReport& rep) {
   auto model = models::Idefics3Model::load(c.dir);
   const auto processor = models::Idefics3Processor::load(c.dir);
   at::InferenceMode guard;
-  double atol = 1e-4, rtol = 1e-4;
-  if (c.spec.contains("recommended_tolerance_fp32")) {
-    const auto& t = c.spec["recommended_tolerance_fp32"];
-    atol = t.value("atol", atol);
-    rtol = t.value("rtol", rtol);
-  }
+  const auto [atol, rtol] = c.recommended_tolerance();
   const at::Tensor ids = c.inputs.get("input_ids"), mask = c.inputs.get("attention_mask");
   const at::Tensor pixel_values = c.inputs.get("pixel_values"), pixel_mask = c.inputs.get("pixel_attention_mask");
   const at::Tensor valid = mask.ne(0);  // left padding is don't-care in the LM outputs

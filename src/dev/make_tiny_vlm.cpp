@@ -19,13 +19,6 @@ namespace pictor::dev {
 
 namespace {
 
-void write_json(const fs::path& p, const json& j) {
-  fs::create_directories(p.parent_path());
-  std::ofstream out(p);
-  if (!out) throw Error(p.string() + ": cannot write");
-  out << j.dump(2) << "\n";
-}
-
 std::string utf8(int cp) {
   std::string s;
   if (cp < 0x80) {
@@ -156,44 +149,44 @@ int64_t write_tiny_vlm_tokenizer(const fs::path& dir) {
   }
   const json byte_level = {
       {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
-  write_json(dir / "tokenizer.json", {{"version", "1.0"},
-                                      {"truncation", nullptr},
-                                      {"padding", nullptr},
-                                      {"added_tokens", added},
-                                      {"normalizer", nullptr},
-                                      {"pre_tokenizer", byte_level},
-                                      {"post_processor", byte_level},
-                                      {"decoder", byte_level},
-                                      {"model",
-                                       {{"type", "BPE"},
-                                        {"dropout", nullptr},
-                                        {"unk_token", nullptr},
-                                        {"continuing_subword_prefix", ""},
-                                        {"end_of_word_suffix", ""},
-                                        {"fuse_unk", false},
-                                        {"byte_fallback", false},
-                                        {"vocab", v.tokens},
-                                        {"merges", v.merges}}}});
+  write_json_file(dir / "tokenizer.json", {{"version", "1.0"},
+                                           {"truncation", nullptr},
+                                           {"padding", nullptr},
+                                           {"added_tokens", added},
+                                           {"normalizer", nullptr},
+                                           {"pre_tokenizer", byte_level},
+                                           {"post_processor", byte_level},
+                                           {"decoder", byte_level},
+                                           {"model",
+                                            {{"type", "BPE"},
+                                             {"dropout", nullptr},
+                                             {"unk_token", nullptr},
+                                             {"continuing_subword_prefix", ""},
+                                             {"end_of_word_suffix", ""},
+                                             {"fuse_unk", false},
+                                             {"byte_fallback", false},
+                                             {"vocab", v.tokens},
+                                             {"merges", v.merges}}}});
   const json additional = {"<fake_token_around_image>", "<image>", "<end_of_utterance>"};
-  write_json(dir / "tokenizer_config.json", {{"tokenizer_class", "GPT2Tokenizer"},
-                                             {"processor_class", "Idefics3Processor"},
-                                             {"add_bos_token", false},
-                                             {"add_prefix_space", false},
-                                             {"added_tokens_decoder", decoder},
-                                             {"additional_special_tokens", additional},
-                                             {"bos_token", "<|im_start|>"},
-                                             {"eos_token", "<end_of_utterance>"},
-                                             {"pad_token", "<|im_end|>"},
-                                             {"unk_token", "<|endoftext|>"},
-                                             {"clean_up_tokenization_spaces", false},
-                                             {"errors", "replace"},
-                                             {"model_max_length", 8192},
-                                             {"chat_template", tiny_vlm_chat_template()}});
-  write_json(dir / "special_tokens_map.json", {{"additional_special_tokens", additional},
-                                               {"bos_token", "<|im_start|>"},
-                                               {"eos_token", "<end_of_utterance>"},
-                                               {"pad_token", "<|im_end|>"},
-                                               {"unk_token", "<|endoftext|>"}});
+  write_json_file(dir / "tokenizer_config.json", {{"tokenizer_class", "GPT2Tokenizer"},
+                                                  {"processor_class", "Idefics3Processor"},
+                                                  {"add_bos_token", false},
+                                                  {"add_prefix_space", false},
+                                                  {"added_tokens_decoder", decoder},
+                                                  {"additional_special_tokens", additional},
+                                                  {"bos_token", "<|im_start|>"},
+                                                  {"eos_token", "<end_of_utterance>"},
+                                                  {"pad_token", "<|im_end|>"},
+                                                  {"unk_token", "<|endoftext|>"},
+                                                  {"clean_up_tokenization_spaces", false},
+                                                  {"errors", "replace"},
+                                                  {"model_max_length", 8192},
+                                                  {"chat_template", tiny_vlm_chat_template()}});
+  write_json_file(dir / "special_tokens_map.json", {{"additional_special_tokens", additional},
+                                                    {"bos_token", "<|im_start|>"},
+                                                    {"eos_token", "<end_of_utterance>"},
+                                                    {"pad_token", "<|im_end|>"},
+                                                    {"unk_token", "<|endoftext|>"}});
   return v.next_id;
 }
 
@@ -220,31 +213,31 @@ void make_tiny_vlm(const fs::path& dir, const TinyVlmOptions& o) {
                      {"mlp_bias", false},        {"tie_word_embeddings", false},
                      {"bos_token_id", 1},        {"eos_token_id", end_of_utterance},
                      {"pad_token_id", 2}};
-  write_json(dir / "config.json", {{"architectures", {"Idefics3ForConditionalGeneration"}},
-                                   {"model_type", "idefics3"},
-                                   {"image_token_id", image_token},
-                                   {"scale_factor", 2},
-                                   {"tie_word_embeddings", false},
-                                   {"torch_dtype", "float32"},
-                                   {"vision_config", vision},
-                                   {"text_config", text}});
-  write_json(dir / "generation_config.json",
-             {{"bos_token_id", 1}, {"eos_token_id", end_of_utterance}, {"pad_token_id", 2}});
-  write_json(dir / "preprocessor_config.json", {{"image_processor_type", "Idefics3ImageProcessor"},
-                                                {"processor_class", "Idefics3Processor"},
-                                                {"do_convert_rgb", true},
-                                                {"do_resize", true},
-                                                {"size", {{"longest_edge", 64}}},
-                                                {"resample", 1},
-                                                {"do_image_splitting", true},
-                                                {"max_image_size", {{"longest_edge", 32}}},
-                                                {"do_rescale", true},
-                                                {"rescale_factor", 1.0 / 255.0},
-                                                {"do_normalize", true},
-                                                {"image_mean", {0.5, 0.5, 0.5}},
-                                                {"image_std", {0.5, 0.5, 0.5}},
-                                                {"do_pad", true}});
-  write_json(dir / "processor_config.json", {{"image_seq_len", 4}, {"processor_class", "Idefics3Processor"}});
+  write_json_file(dir / "config.json", {{"architectures", {"Idefics3ForConditionalGeneration"}},
+                                        {"model_type", "idefics3"},
+                                        {"image_token_id", image_token},
+                                        {"scale_factor", 2},
+                                        {"tie_word_embeddings", false},
+                                        {"torch_dtype", "float32"},
+                                        {"vision_config", vision},
+                                        {"text_config", text}});
+  write_json_file(dir / "generation_config.json",
+                  {{"bos_token_id", 1}, {"eos_token_id", end_of_utterance}, {"pad_token_id", 2}});
+  write_json_file(dir / "preprocessor_config.json", {{"image_processor_type", "Idefics3ImageProcessor"},
+                                                     {"processor_class", "Idefics3Processor"},
+                                                     {"do_convert_rgb", true},
+                                                     {"do_resize", true},
+                                                     {"size", {{"longest_edge", 64}}},
+                                                     {"resample", 1},
+                                                     {"do_image_splitting", true},
+                                                     {"max_image_size", {{"longest_edge", 32}}},
+                                                     {"do_rescale", true},
+                                                     {"rescale_factor", 1.0 / 255.0},
+                                                     {"do_normalize", true},
+                                                     {"image_mean", {0.5, 0.5, 0.5}},
+                                                     {"image_std", {0.5, 0.5, 0.5}},
+                                                     {"do_pad", true}});
+  write_json_file(dir / "processor_config.json", {{"image_seq_len", 4}, {"processor_class", "Idefics3Processor"}});
 
   const models::Idefics3Config cfg = models::Idefics3Config::from_json(JsonConfig::load(dir / "config.json"));
   nn::RandomParams params(o.seed, /*record=*/true);

@@ -17,6 +17,8 @@ Linear::Linear(ParamSource& p, const std::string& prefix, int64_t in, int64_t ou
 }
 
 at::Tensor Linear::operator()(const at::Tensor& x) const {
+  if (FlopCounter::enabled())  // each output element: in_features multiply-adds
+    FlopCounter::add(2.0 * double(x.numel() / x.size(-1)) * double(weight.numel()));
   return at::linear(x, weight, bias);
 }
 
