@@ -3,7 +3,8 @@
 // 512x512, peak RSS of a full txt2img run, and — measured in the same run — the machine's fp32 GEMM
 // throughput, so the UNet efficiency ratio is independent of the machine:
 //   efficiency = (UNet FLOPs / UNet time) / GEMM FLOP/s
-// Usage: bench_sd [--threads N] [--only sd15|sd21] [--steps N]
+// The txt2img run comes first so its peak RSS is not inflated by the micro-benchmarks after it.
+// Usage: bench_sd [--threads N] [--only sd15|sd21] [--steps N] [--no-prepack]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
@@ -21,6 +22,7 @@
 #include "models/autoencoder_tiny.hpp"
 #include "models/clip_text.hpp"
 #include "models/unet2d.hpp"
+#include "nn/conv_prepack.hpp"
 #include "nn/flop_counter.hpp"
 #include "nn/param_source.hpp"
 #include "pipelines/sd_pipeline.hpp"
@@ -180,6 +182,18 @@ void bench_model(bool sd21, double gemm, int steps) {
   m.scheduler_class = "EulerDiscreteScheduler";
 
   c10::InferenceMode guard;
+  pipelines::SdRequest r;
+  r.prompt = "a photograph of an astronaut riding a horse";
+  r.negative_prompt = "blurry";
+  r.steps = steps;
+  r.guidance = 7.5;
+  r.sampler = "euler";
+  r.seed = 1;
+  t = Clock::now();
+  pipelines::run_stable_diffusion(m, r);
+  std::printf("txt2img %d steps (CFG)      %8.2f s   peak RSS (build + txt2img) %.2f GiB (target <= 5.5 for SD 1.5)\n",
+              steps, seconds_since(t), peak_rss_gib());
+
   at::Tensor ids = at::randint(0, 49408, {1, 77}, at::kLong);
   double t_text = best_time(3, [&] { m.text_encoder->forward(ids); });
   std::printf("text encoding (1x77)       %8.3f s\n", t_text);
@@ -200,18 +214,6 @@ void bench_model(bool sd21, double gemm, int steps) {
   std::printf("VAE decode 512x512         %8.3f s\n", t_vae);
   double t_taesd = best_time(3, [&] { m.taesd->decode(lat); });
   std::printf("TAESD decode 512x512       %8.3f s   (%.1fx faster than the VAE)\n", t_taesd, t_vae / t_taesd);
-
-  pipelines::SdRequest r;
-  r.prompt = "a photograph of an astronaut riding a horse";
-  r.negative_prompt = "blurry";
-  r.steps = steps;
-  r.guidance = 7.5;
-  r.sampler = "euler";
-  r.seed = 1;
-  t = Clock::now();
-  pipelines::run_stable_diffusion(m, r);
-  std::printf("txt2img %d steps (CFG)      %8.2f s   peak RSS so far %.2f GiB (target <= 5.5 for SD 1.5)\n", steps,
-              seconds_since(t), peak_rss_gib());
 }
 
 }  // namespace
@@ -227,13 +229,13 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--steps") && i + 1 < argc)
       steps = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: bench_sd [--threads N] [--only sd15|sd21] [--steps N]\n");
+      std::fprintf(stderr, "usage: bench_sd [--threads N] [--only sd15|sd21] [--steps N] [--no-prepack]\n");
       return 2;
     }
   }
   std::setvbuf(stdout, nullptr, _IONBF, 0);  // show each figure as soon as it is measured
   set_threads(threads);
-  std::printf("threads %d\n", at::get_num_threads());
+  std::printf("threads %d, conv prepacking %s\n", at::get_num_threads(), nn::conv_prepacking() ? "on" : "off");
   const double gemm = gemm_gflops();
   std::printf("fp32 GEMM (2048^3, best of 5)   %.1f GFLOP/s\n", gemm);
   if (only.empty() || only == "sd15") bench_model(false, gemm, steps);

@@ -6,4 +6,4 @@ fuzzer=$1 seeder=$2 secs=$3
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
 "$seeder" "$corpus"
-"$fuzzer" -max_total_time="$secs" -max_len=65536 -timeout=20 -rss_limit_mb=2048 "$corpus"
+"$fuzzer" -max_total_time="$secs" -max_len=65536 -timeout=20 -rss_limit_mb=4096 -malloc_limit_mb=1024 "$corpus"
