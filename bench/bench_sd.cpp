@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <string>
 
+#include "bench_common.hpp"
 #include "core/json_file.hpp"
 #include "core/runtime.hpp"
 #include "dev/make_tiny_sd.hpp"
@@ -28,19 +29,9 @@
 #include "pipelines/sd_pipeline.hpp"
 
 using namespace pictor;
-using Clock = std::chrono::steady_clock;
+using namespace pictor::bench;
 
 namespace {
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-double peak_rss_gib() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return double(ru.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is KiB on Linux
-}
 
 double current_rss_gib() {
   FILE* f = std::fopen("/proc/self/statm", "r");
@@ -50,26 +41,6 @@ double current_rss_gib() {
     std::fclose(f);
   }
   return double(rss) * 4096.0 / (1024.0 * 1024.0 * 1024.0);
-}
-
-// Best of several runs of fn (after one warm-up).
-template <class F>
-double best_time(int reps, F&& fn) {
-  fn();
-  double best = 1e30;
-  for (int i = 0; i < reps; ++i) {
-    auto t = Clock::now();
-    fn();
-    best = std::min(best, seconds_since(t));
-  }
-  return best;
-}
-
-double gemm_gflops() {
-  const int64_t n = 2048;
-  at::Tensor a = at::randn({n, n}), b = at::randn({n, n}), c = at::empty({n, n});
-  double t = best_time(5, [&] { at::mm_out(c, a, b); });
-  return 2.0 * double(n) * n * n / t / 1e9;
 }
 
 json unet_config(bool sd21) {
