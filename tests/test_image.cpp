@@ -583,3 +583,17 @@ TEST(InfoCommand, PrintsFormatSizeAndParameters) {
   EXPECT_EQ(test::run_cli("info " + (dir / "missing.png").string(), &out), 1);
   EXPECT_NE(out.find("cannot open"), std::string::npos) << out;
 }
+
+// Regression (found by the image fuzzer): a chunk whose declared length runs past the end of the file
+// made libpng allocate that length up front (2 GB from an 860-byte file); it is refused before decoding.
+TEST(ImageDecode, PngChunkClaimingMoreThanTheFileIsRefused) {
+  std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0x7e, 0x00, 0x00, 0x00,
+                              'i',  'C', 'C', 'P', 1,    2,    3,    4,    5,    6,    7,    8};
+  try {
+    pictor::decode_image(png.data(), png.size(), "huge-chunk.png");
+    FAIL() << "accepted";
+  } catch (const pictor::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("claims"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("huge-chunk.png"), std::string::npos) << e.what();
+  }
+}
