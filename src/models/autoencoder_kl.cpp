@@ -135,7 +135,7 @@ at::Tensor AutoencoderKL::encode_moments(const at::Tensor& image) const {
   auto one = [this](const at::Tensor& x) { return quant_conv(encoder_(x)); };
   // Tiles must start on latent pixel boundaries; other sizes run untiled.
   if (uses_tiling(image.size(2), image.size(3)) && image.size(2) % f == 0 && image.size(3) % f == 0)
-    return tiled_apply(image, TileGrid{tile_latent_, overlap_latent_, f, 1}, one);
+    return tiled_apply(image, TileGrid{tiling_.tile_latent, tiling_.overlap_latent, f, 1}, one);
   return one(image);
 }
 
@@ -150,31 +150,20 @@ at::Tensor AutoencoderKL::decode(const at::Tensor& latents) const {
   const int64_t f = config_.downscale_factor();
   auto one = [this](const at::Tensor& z) { return decoder_(post_quant_conv(z)); };
   if (uses_tiling(latents.size(2) * f, latents.size(3) * f))
-    return tiled_apply(latents, TileGrid{tile_latent_, overlap_latent_, 1, f}, one);
+    return tiled_apply(latents, TileGrid{tiling_.tile_latent, tiling_.overlap_latent, 1, f}, one);
   return one(latents);
 }
 
 void AutoencoderKL::set_tiling(bool enabled, int64_t tile_latent, int64_t overlap_latent) {
-  if (tile_latent < 1 || overlap_latent < 0 || overlap_latent >= tile_latent)
-    throw Error("AutoencoderKL::set_tiling: need tile_latent >= 1 and 0 <= overlap_latent < tile_latent (got " +
-                std::to_string(tile_latent) + ", " + std::to_string(overlap_latent) + ")");
-  tiling_ = enabled ? TilingMode::On : TilingMode::Off;
-  tile_latent_ = tile_latent;
-  overlap_latent_ = overlap_latent;
+  tiling_.set(enabled, tile_latent, overlap_latent, "AutoencoderKL");
 }
 
 void AutoencoderKL::set_auto_tiling(int64_t max_untiled_pixels) {
-  tiling_ = TilingMode::Auto;
-  max_untiled_pixels_ = max_untiled_pixels;
+  tiling_.set_auto(max_untiled_pixels);
 }
 
 bool AutoencoderKL::uses_tiling(int64_t height_px, int64_t width_px) const {
-  switch (tiling_) {
-    case TilingMode::On: return true;
-    case TilingMode::Off: return false;
-    case TilingMode::Auto: break;
-  }
-  return height_px * width_px > max_untiled_pixels_;
+  return tiling_.applies(height_px, width_px);
 }
 
 }  // namespace pictor::models

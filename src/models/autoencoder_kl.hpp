@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/json_file.hpp"
+#include "models/tiled_blend.hpp"
 #include "models/vae_blocks.hpp"
 #include "nn/param_source.hpp"
 
@@ -89,13 +90,11 @@ class AutoencoderKL {
   const AutoencoderKLConfig& config() const { return config_; }
 
  private:
-  enum class TilingMode { Auto, On, Off };
   AutoencoderKLConfig config_;
   VaeEncoder encoder_;
   VaeDecoder decoder_;
   nn::Conv2d quant_conv_, post_quant_conv_;
-  TilingMode tiling_ = TilingMode::Auto;
-  int64_t tile_latent_ = 64, overlap_latent_ = 8, max_untiled_pixels_ = 768 * 768;
+  TilingPolicy tiling_{768 * 768};
 };
 
 }  // namespace pictor::models

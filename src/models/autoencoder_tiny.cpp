@@ -143,7 +143,7 @@ at::Tensor AutoencoderTiny::encode(const at::Tensor& image) const {
   const int64_t f = config_.downscale_factor();
   auto one = [this](const at::Tensor& x) { return encode_untiled(x); };
   if (uses_tiling(image.size(2), image.size(3)) && image.size(2) % f == 0 && image.size(3) % f == 0)
-    return tiled_apply(image, TileGrid{tile_latent_, overlap_latent_, f, 1}, one);
+    return tiled_apply(image, TileGrid{tiling_.tile_latent, tiling_.overlap_latent, f, 1}, one);
   return one(image);
 }
 
@@ -155,7 +155,7 @@ at::Tensor AutoencoderTiny::decode(const at::Tensor& latents) const {
   for (size_t i = 1; i < config_.decoder_block_out_channels.size(); ++i) up *= config_.upsampling_scaling_factor;
   auto one = [this](const at::Tensor& z) { return decode_untiled(z); };
   if (uses_tiling(latents.size(2) * up, latents.size(3) * up))
-    return tiled_apply(latents, TileGrid{tile_latent_, overlap_latent_, 1, up}, one);
+    return tiled_apply(latents, TileGrid{tiling_.tile_latent, tiling_.overlap_latent, 1, up}, one);
   return one(latents);
 }
 
@@ -168,26 +168,15 @@ at::Tensor AutoencoderTiny::unscale_latents(const at::Tensor& scaled) const {
 }
 
 void AutoencoderTiny::set_tiling(bool enabled, int64_t tile_latent, int64_t overlap_latent) {
-  if (tile_latent < 1 || overlap_latent < 0 || overlap_latent >= tile_latent)
-    throw Error("AutoencoderTiny::set_tiling: need tile_latent >= 1 and 0 <= overlap_latent < tile_latent (got " +
-                std::to_string(tile_latent) + ", " + std::to_string(overlap_latent) + ")");
-  tiling_ = enabled ? TilingMode::On : TilingMode::Off;
-  tile_latent_ = tile_latent;
-  overlap_latent_ = overlap_latent;
+  tiling_.set(enabled, tile_latent, overlap_latent, "AutoencoderTiny");
 }
 
 void AutoencoderTiny::set_auto_tiling(int64_t max_untiled_pixels) {
-  tiling_ = TilingMode::Auto;
-  max_untiled_pixels_ = max_untiled_pixels;
+  tiling_.set_auto(max_untiled_pixels);
 }
 
 bool AutoencoderTiny::uses_tiling(int64_t height_px, int64_t width_px) const {
-  switch (tiling_) {
-    case TilingMode::On: return true;
-    case TilingMode::Off: return false;
-    case TilingMode::Auto: break;
-  }
-  return height_px * width_px > max_untiled_pixels_;
+  return tiling_.applies(height_px, width_px);
 }
 
 }  // namespace pictor::models

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/json_file.hpp"
+#include "models/tiled_blend.hpp"
 #include "nn/layers.hpp"
 #include "nn/param_source.hpp"
 
@@ -78,12 +79,10 @@ class AutoencoderTiny {
   at::Tensor encode_untiled(const at::Tensor& image) const;
   at::Tensor decode_untiled(const at::Tensor& latents) const;
 
-  enum class TilingMode { Auto, On, Off };
   AutoencoderTinyConfig config_;
   nn::Activation act_ = nn::Activation::ReLU;
   std::vector<Layer> encoder_, decoder_;
-  TilingMode tiling_ = TilingMode::Auto;
-  int64_t tile_latent_ = 64, overlap_latent_ = 8, max_untiled_pixels_ = 1024 * 1024;
+  TilingPolicy tiling_{1024 * 1024};
 };
 
 }  // namespace pictor::models

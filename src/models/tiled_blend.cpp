@@ -78,4 +78,13 @@ at::Tensor tiled_apply(const at::Tensor& x, const TileGrid& grid,
   return out / (wsum_y.view({1, 1, -1, 1}) * wsum_x.view({1, 1, 1, -1}));
 }
 
+void TilingPolicy::set(bool enabled, int64_t tile, int64_t overlap, const std::string& owner) {
+  if (tile < 1 || overlap < 0 || overlap >= tile)
+    throw Error(owner + "::set_tiling: need tile_latent >= 1 and 0 <= overlap_latent < tile_latent (got " +
+                std::to_string(tile) + ", " + std::to_string(overlap) + ")");
+  mode = enabled ? Mode::On : Mode::Off;
+  tile_latent = tile;
+  overlap_latent = overlap;
+}
+
 }  // namespace pictor::models

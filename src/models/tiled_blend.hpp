@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace pictor::models {
@@ -29,5 +30,20 @@ struct TileGrid {
 // [B, C', h / in_unit * out_unit, w / in_unit * out_unit].
 at::Tensor tiled_apply(const at::Tensor& x, const TileGrid& grid,
                        const std::function<at::Tensor(const at::Tensor&)>& fn);
+
+// When an autoencoder tiles: forced on/off, or automatically above a pixel count. Shared by the KL VAE
+// and TAESD so both expose the same set_tiling / set_auto_tiling / uses_tiling behaviour.
+struct TilingPolicy {
+  enum class Mode { Auto, On, Off };
+  Mode mode = Mode::Auto;
+  int64_t tile_latent = 64, overlap_latent = 8, max_untiled_pixels;
+  explicit TilingPolicy(int64_t max_untiled) : max_untiled_pixels(max_untiled) {}
+  // Throws pictor::Error naming `owner` for a tile size / overlap that cannot work.
+  void set(bool enabled, int64_t tile, int64_t overlap, const std::string& owner);
+  void set_auto(int64_t max_untiled) { mode = Mode::Auto, max_untiled_pixels = max_untiled; }
+  bool applies(int64_t height_px, int64_t width_px) const {
+    return mode == Mode::On || (mode == Mode::Auto && height_px * width_px > max_untiled_pixels);
+  }
+};
 
 }  // namespace pictor::models
