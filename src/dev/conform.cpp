@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdio>
+#include <regex>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -39,6 +40,14 @@ CaseDir::Tolerance CaseDir::recommended_tolerance() const {
     t.rtol = r.value("rtol", t.rtol);
   }
   return t;
+}
+
+std::optional<int64_t> CaseDir::call_int_argument(const std::string& call, const std::string& arg) const {
+  if (!spec.contains("calls") || !spec["calls"].contains(call) || !spec["calls"][call].is_string()) return std::nullopt;
+  const std::string text = spec["calls"][call].get<std::string>();
+  std::smatch m;
+  if (!std::regex_search(text, m, std::regex(arg + "=(\\d+)"))) return std::nullopt;
+  return std::stoll(m[1].str());
 }
 
 void ConformReport::close(const std::string& name, const at::Tensor& actual, const at::Tensor& expected, double atol) {

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ struct CaseDir {
     double atol, rtol;
   };
   Tolerance recommended_tolerance() const;
+  // An integer argument that case.json's `calls[call]` gives only in prose ("eos_token_id=72").
+  std::optional<int64_t> call_int_argument(const std::string& call, const std::string& arg) const;
 };
 
 struct CheckResult {

@@ -14,18 +14,8 @@
 namespace pictor::dev {
 namespace {
 
-// The case's `calls` describe some arguments only in prose ("eos_token_id=72"): read them from there.
-std::optional<int64_t> call_argument(const CaseDir& c, const std::string& call, const std::string& arg) {
-  if (!c.spec.contains("calls") || !c.spec["calls"].contains(call) || !c.spec["calls"][call].is_string())
-    return std::nullopt;
-  const std::string text = c.spec["calls"][call].get<std::string>();
-  std::smatch m;
-  if (!std::regex_search(text, m, std::regex(arg + "=(\\d+)"))) return std::nullopt;
-  return std::stoll(m[1].str());
-}
-
 int64_t required_argument(const CaseDir& c, const std::string& call, const std::string& arg) {
-  auto v = call_argument(c, call, arg);
+  auto v = c.call_int_argument(call, arg);
   if (!v) throw Error((c.dir / "case.json").string() + ": calls." + call + " names no " + arg);
   return *v;
 }
@@ -49,7 +39,7 @@ void check_llama(const CaseDir& c, ConformReport& rep) {
 
   // Greedy generation without EOS, then with the EOS ids the case names.
   models::GenerationConfig greedy;
-  greedy.max_new_tokens = call_argument(c, "generated_ids", "max_new_tokens").value_or(12);
+  greedy.max_new_tokens = c.call_int_argument("generated_ids", "max_new_tokens").value_or(12);
   auto run_generate = [&](const at::Tensor& prompt, const at::Tensor& mask, const models::GenerationConfig& g) {
     models::KVCache cache;
     cache.reserve(prompt.size(1) + g.max_new_tokens);
@@ -90,7 +80,7 @@ void check_llama(const CaseDir& c, ConformReport& rep) {
     }
     models::GenerationConfig g = greedy;
     g.pad_token_id =
-        call_argument(c, "batch_generated_ids", "pad_token_id").value_or(model->config().pad_token_id.value_or(0));
+        c.call_int_argument("batch_generated_ids", "pad_token_id").value_or(model->config().pad_token_id.value_or(0));
     compare_ids("batch_generated_ids", run_generate(bids, bmask, g));
     if (c.outputs.has("batch_generated_ids_eos_stop")) {
       g.eos_token_ids = {required_argument(c, "batch_generated_ids_eos_stop", "eos_token_id")};

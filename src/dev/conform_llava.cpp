@@ -16,15 +16,6 @@
 namespace pictor::dev {
 namespace {
 
-std::optional<int64_t> call_argument(const CaseDir& c, const std::string& call, const std::string& arg) {
-  if (!c.spec.contains("calls") || !c.spec["calls"].contains(call) || !c.spec["calls"][call].is_string())
-    return std::nullopt;
-  const std::string text = c.spec["calls"][call].get<std::string>();
-  std::smatch m;
-  if (!std::regex_search(text, m, std::regex(arg + "=(\\d+)"))) return std::nullopt;
-  return std::stoll(m[1].str());
-}
-
 void check_llava(const CaseDir& c, ConformReport& rep) {
   auto model = models::LlavaModel::load(c.dir);
   at::InferenceMode guard;
@@ -45,7 +36,7 @@ void check_llava(const CaseDir& c, ConformReport& rep) {
   compare("logits", model->forward(ids, pixels, mask));
 
   models::GenerationConfig greedy;
-  greedy.max_new_tokens = call_argument(c, "generated_ids", "max_new_tokens").value_or(12);
+  greedy.max_new_tokens = c.call_int_argument("generated_ids", "max_new_tokens").value_or(12);
   const auto result = model->generate(ids, pixels, mask, greedy, {}, /*keep_step_logits=*/true);
   if (c.outputs.has("generated_ids")) rep.exact("generated_ids", result.sequences, c.outputs.get("generated_ids"));
   compare("generate_step_scores", at::stack(result.step_logits, 1));
