@@ -14,6 +14,7 @@ PKGS=(
   libsqlite3-dev          # storage
   libgtest-dev libgmock-dev   # tests
   clang libclang-rt-14-dev    # libFuzzer + sanitizers for the parser fuzz target
+  chromium                    # the browser the end-to-end tests drive (tests/e2e)
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -30,5 +31,20 @@ fi
 if [ -e /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 ]; then
   $SUDO update-alternatives --set libblas.so.3-x86_64-linux-gnu \
     /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 >/dev/null 2>&1 || true
+fi
+# End-to-end test dependencies (tests/e2e: the official OpenAI client and playwright-core). playwright-core
+# downloads no browser: the tests launch the Debian chromium above. `npm ci` runs only when the lock file
+# changed since the last install.
+E2E_DIR="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e"
+if command -v node >/dev/null && [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ]; then
+  lock_sum=$(sha256sum "$E2E_DIR/package-lock.json" | cut -d' ' -f1)
+  stamp="$E2E_DIR/node_modules/.pictor-lock-sha256"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
+    echo "setup: npm ci in tests/e2e"
+    (cd "$E2E_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" >"$stamp"
+  fi
+else
+  echo "setup: Node.js >= 20 not found; the end-to-end tests (e2e.*) will be skipped"
 fi
 echo "setup: all packages present"
