@@ -70,7 +70,8 @@ TEST(WebAssets, SafePathsAreKeptAsTheyAre) {
 TEST(WebAssets, TraversalAndMalformedPathsAreRefused) {
   for (const char* bad : {"", "/etc/passwd", "..", "../secret", "a/../../b", "a/..", "./app.js", "a//b", "a/",
                           "..\\secret", "a\\b", "%2e%2e/secret", "%252e", "C:/windows", "file:x",
-                          "a\x01" "b"}) {
+                          "a\x01"
+                          "b"}) {
     EXPECT_FALSE(safe_web_path(bad).has_value()) << '"' << bad << '"';
   }
   EXPECT_FALSE(safe_web_path(std::string("a\0b", 3)).has_value());
