@@ -9,10 +9,6 @@ export function setIdentity(user, apiKey) {
   identity.apiKey = (apiKey || '').trim();
 }
 
-export function hasApiKey() {
-  return identity.apiKey !== '';
-}
-
 export function authHeaders(extra = {}) {
   const headers = { ...extra };
   if (identity.apiKey) headers['Authorization'] = `Bearer ${identity.apiKey}`;
@@ -136,17 +132,11 @@ export function openEventStream(path, onEvent, onEnd = () => {}) {
   };
 }
 
-// Image URLs served by /v1/files need the API key on protected servers, which an <img src> cannot send:
-// then the bytes are fetched with the headers and shown from a blob: URL.
-const blobCache = new Map();
+// Stored images (/v1/files/images/<id>.<ext>) are capability URLs the server serves without a key (the
+// ids are long random strings), so an <img src> can show them even on a protected server. Kept as a
+// promise-returning hook so the timeline does not care how a URL becomes displayable.
 export async function displayableUrl(url) {
-  if (!url || !hasApiKey() || url.startsWith('data:') || url.startsWith('blob:')) return url;
-  if (blobCache.has(url)) return blobCache.get(url);
-  const response = await fetch(url, { headers: authHeaders() });
-  if (!response.ok) throw await errorFrom(response);
-  const objectUrl = URL.createObjectURL(await response.blob());
-  blobCache.set(url, objectUrl);
-  return objectUrl;
+  return url;
 }
 
 export function fileToDataUri(file) {

@@ -45,10 +45,9 @@ trap cleanup EXIT
 "$PICTOR" dev make-tiny-sd "$WORK/models/tiny-sd" --taesd "$WORK/taesd" >/dev/null
 "$PICTOR" dev make-tiny-vlm "$WORK/models/tiny-vlm" >/dev/null
 
-PORT=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-export PICTOR_URL="http://127.0.0.1:$PORT"
-SERVE_ARGS=(--host 127.0.0.1 --port "$PORT" --models "$WORK/models" --data "$WORK/data" --taesd "$WORK/taesd"
-            --threads 2)
+# Port 0: the server binds any free port and writes it to --port-file once it listens.
+SERVE_ARGS=(--host 127.0.0.1 --port 0 --port-file "$WORK/port" --models "$WORK/models" --data "$WORK/data"
+            --taesd "$WORK/taesd" --threads 2)
 if [ "$NAME" = openai_client ]; then
   # The OpenAI client test runs against a protected server (the SDK always sends a key).
   export PICTOR_API_KEY="e2e-tester:sk-e2e-$RANDOM$RANDOM"
@@ -62,11 +61,13 @@ for _ in $(seq 600); do
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     echo "e2e: pictor serve exited early:"; cat "$WORK/server.log"; exit 1
   fi
+  [ -s "$WORK/port" ] || { sleep 0.1; continue; }
+  export PICTOR_URL="http://127.0.0.1:$(cat "$WORK/port")"
   node -e 'fetch(process.env.PICTOR_URL + "/health").then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))' \
     2>/dev/null && break
   sleep 0.1
 done
-node -e 'fetch(process.env.PICTOR_URL + "/health").then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))' \
+[ -n "${PICTOR_URL:-}" ] && node -e 'fetch(process.env.PICTOR_URL + "/health").then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))' \
   || { echo "e2e: server did not become healthy in 60 s"; cat "$WORK/server.log"; exit 1; }
 
 export PICTOR_E2E_ARTIFACTS_DIR="$ARTIFACTS"
