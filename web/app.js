@@ -173,9 +173,12 @@ async function openSession(id) {
   state.selectedId = head || state.session.nodes.at(-1)?.id || '';
   for (const node of state.session.nodes) upsertNode(node);
   rerender();
-  // Collaborators' nodes appear live.
+  // Collaborators' nodes appear live. Asking for changes since the newest revision loaded closes the gap
+  // between the GET above and the stream's start.
+  const revisions = state.session.nodes.map((n) => n.revision).filter((r) => Number.isInteger(r));
+  const since = revisions.length ? `?since=${Math.max(...revisions)}` : '';
   state.sessionStream = openEventStream(
-    `/v1/sessions/${encodeURIComponent(id)}/events`,
+    `/v1/sessions/${encodeURIComponent(id)}/events${since}`,
     (name, data) => {
       if (name === 'node' && typeof data === 'object') {
         upsertNode(data);
