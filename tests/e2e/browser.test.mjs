@@ -265,9 +265,15 @@ test('describe tab: pick an image and read the streamed description', async () =
     });
   });
   await page.getByTestId('describe').click();
-  await page.waitForFunction(() => document.getElementById('describe-state').dataset.done === 'true', null, {
-    timeout: STEP_TIMEOUT,
-  });
+  // Done, or an error reported by the page (then fail at once with its message).
+  await page.waitForFunction(
+    () =>
+      document.getElementById('describe-state').dataset.done === 'true' ||
+      document.getElementById('status').classList.contains('error'),
+    null,
+    { timeout: STEP_TIMEOUT },
+  );
+  assert.equal(await page.getByTestId('status').textContent(), '', 'the page reported an error');
   const text = await page.getByTestId('describe-output').textContent();
   const updates = await page.evaluate(() => window.__answerUpdates);
   assert.ok(text.length > 0, 'some text was streamed');
