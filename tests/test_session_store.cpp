@@ -184,6 +184,16 @@ TEST(SessionStore, OutcomeUpdatesBumpRevisionsAndNeverRewindAResult) {
   EXPECT_EQ(stored->job, "job_1");
   EXPECT_EQ(stored->prompt, "p");  // history fields untouched
   EXPECT_TRUE(store.unfinished_nodes().empty());
+  // The event log keeps every state the node went through, in order, even though the node row only holds
+  // the last one.
+  auto events = store.events_since(s.id, 0);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].node["state"], "queued");
+  EXPECT_EQ(events[1].node["state"], "running");
+  EXPECT_EQ(events[2].node["state"], "succeeded");
+  EXPECT_EQ(events[2].node["images"], images);
+  EXPECT_EQ(events[2].revision, store.revision(s.id));
+  EXPECT_EQ(store.events_since(s.id, events[1].revision).size(), 1u);
   EXPECT_FALSE(store.set_node_outcome("node_000000000000000000000000", {.state = "failed"}));
 }
 

@@ -399,6 +399,9 @@ SessionNode create_and_submit(SessionRoutes& s, SessionNode node) {
 json session_json(SessionRoutes& s, const storage::Session& session) {
   reconcile(s, session.id);
   json out = storage::session_summary_json(session);
+  // Read before the nodes: a client that streams events ?since=this revision may see a change twice, never
+  // miss one.
+  out["revision"] = s.store.revision(session.id);
   json nodes = json::array();
   for (const auto& n : s.store.nodes(session.id)) nodes.push_back(storage::node_to_json(n));
   out["nodes"] = std::move(nodes);
@@ -497,7 +500,7 @@ void add_session_routes(httplib::Server& http, ServerContext& ctx) {
   http.Get(R"(/v1/sessions/([^/]+)/events)", [s](const httplib::Request& req, httplib::Response& res) {
     auto session = require_session(*s, req.matches[1]);
     // Changes after the session's current state by default; ?since=REVISION replays from a revision a
-    // client already saw (node objects carry their "revision").
+    // client already saw (node objects and the session object carry "revision").
     int64_t since = -1;
     if (req.has_param("since")) {
       try {
@@ -506,19 +509,16 @@ void add_session_routes(httplib::Server& http, ServerContext& ctx) {
         throw invalid_param("since", "since must be an integer revision");
       }
     }
-    if (since < 0) {
-      since = 0;
-      for (const auto& n : s->store.nodes(session.id)) since = std::max(since, n.revision);
-    }
+    if (since < 0) since = s->store.revision(session.id);
     std::string id = session.id;
     send_event_stream(res, [s, id, since](const SseWriter& write) mutable {
       auto last_write = std::chrono::steady_clock::now();
-      while (true) {
+      while (!s->ctx.stopping) {
         try {
           reconcile(*s, id);
-          for (const auto& node : s->store.changed_since(id, since)) {
-            since = std::max(since, node.revision);
-            if (!write("node", storage::node_to_json(node).dump())) return;
+          for (const auto& event : s->store.events_since(id, since)) {
+            since = event.revision;
+            if (!write("node", event.node.dump())) return;
             last_write = std::chrono::steady_clock::now();
           }
         } catch (const std::exception& e) {
@@ -526,7 +526,7 @@ void add_session_routes(httplib::Server& http, ServerContext& ctx) {
           return;
         }
         if (std::chrono::steady_clock::now() - last_write > std::chrono::milliseconds(kEventKeepAliveMs)) {
-          if (!write("ping", "{}")) return;
+          if (!write("", ": keep-alive")) return;
           last_write = std::chrono::steady_clock::now();
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(kEventPollMs));

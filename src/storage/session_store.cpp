@@ -95,6 +95,12 @@ SessionStore::SessionStore(Database& db) : db_(db) {
     CREATE INDEX IF NOT EXISTS session_nodes_by_session ON session_nodes(session, seq);
     CREATE INDEX IF NOT EXISTS session_nodes_by_revision ON session_nodes(session, revision);
     CREATE INDEX IF NOT EXISTS session_nodes_by_job ON session_nodes(job);
+    CREATE TABLE IF NOT EXISTS session_events (
+      session TEXT NOT NULL REFERENCES sessions(id),
+      revision INTEGER NOT NULL,
+      node TEXT NOT NULL,
+      PRIMARY KEY (session, revision)
+    );
     CREATE TABLE IF NOT EXISTS session_heads (
       session TEXT NOT NULL REFERENCES sessions(id),
       author TEXT NOT NULL,
@@ -150,6 +156,33 @@ void SessionStore::touch_session(const std::string& session, double when) {
   Statement(db_, "UPDATE sessions SET updated = max(updated, ?) WHERE id = ?").bind(1, when).bind(2, session).run();
 }
 
+void SessionStore::record_event(const SessionNode& node) {
+  Statement(db_, "INSERT INTO session_events (session, revision, node) VALUES (?, ?, ?)")
+      .bind(1, node.session)
+      .bind(2, node.revision)
+      .bind(3, node_to_json(node).dump())
+      .run();
+}
+
+std::vector<SessionStore::NodeEvent> SessionStore::events_since(const std::string& session, int64_t revision,
+                                                                int limit) {
+  std::lock_guard lock(db_.mutex());
+  Statement s(db_,
+              "SELECT revision, node FROM session_events WHERE session = ? AND revision > ? ORDER BY revision "
+              "LIMIT ?");
+  s.bind(1, session).bind(2, revision).bind(3, int64_t(limit));
+  std::vector<NodeEvent> out;
+  while (s.step()) out.push_back({s.int64(0), nlohmann::json::parse(s.text(1))});
+  return out;
+}
+
+int64_t SessionStore::revision(const std::string& session) {
+  std::lock_guard lock(db_.mutex());
+  Statement s(db_, "SELECT revision FROM sessions WHERE id = ?");
+  s.bind(1, session);
+  return s.step() ? s.int64(0) : 0;
+}
+
 SessionNode SessionStore::append_node(SessionNode node) {
   if (node.id.empty()) node.id = new_id("node");
   node.created = now_seconds();
@@ -201,6 +234,7 @@ SessionNode SessionStore::append_node(SessionNode node) {
       .bind(3, node.id)
       .run();
   touch_session(node.session, node.created);
+  record_event(node);
   tx.commit();
   return node;
 }
@@ -276,6 +310,7 @@ std::optional<SessionNode> SessionStore::set_node_outcome(const std::string& nod
       .bind(7, node->id)
       .run();
   touch_session(node->session, now_seconds());
+  record_event(*node);
   tx.commit();
   return node;
 }

@@ -77,6 +77,15 @@ class SessionStore {
   std::vector<SessionNode> nodes(const std::string& session);  // creation order
   // Nodes of the session changed (or created) after `revision`, in revision order.
   std::vector<SessionNode> changed_since(const std::string& session, int64_t revision);
+  // Every node snapshot written after `revision` (creation and each outcome change, one per revision, in
+  // order), so a live view sees each state a node went through even when it polls less often than the
+  // states change.
+  struct NodeEvent {
+    int64_t revision;
+    nlohmann::json node;  // node_to_json at that revision
+  };
+  std::vector<NodeEvent> events_since(const std::string& session, int64_t revision, int limit = 500);
+  int64_t revision(const std::string& session);  // the session's latest revision (0 when none)
   // Nodes whose job has not ended (queued or running), across all sessions.
   std::vector<SessionNode> unfinished_nodes(const std::string& session = "");
 
@@ -96,6 +105,7 @@ class SessionStore {
   std::optional<SessionNode> get_node_locked(const std::string& id);
   int64_t next_revision(const std::string& session);
   void touch_session(const std::string& session, double when);
+  void record_event(const SessionNode& node);
 
   Database& db_;
 };
