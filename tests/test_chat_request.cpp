@@ -232,9 +232,8 @@ TEST(ImageSource, DataUrisDecodeAndBadOnesNameTheField) {
                   .size(),
               n);
 
-  for (const std::string bad :
-       {"data:image/png;base64,@@@@", "data:text/plain;base64,aGVsbG8=", "data:image/png,rawbytes",
-        "data:image/png;base64,", "data:image/png;base64,QQ=A", "data:image/png;base64,Q"}) {
+  for (const char* bad : {"data:image/png;base64,@@@@", "data:text/plain;base64,aGVsbG8=", "data:image/png,rawbytes",
+                          "data:image/png;base64,", "data:image/png;base64,QQ=A", "data:image/png;base64,Q"}) {
     try {
       decode_data_uri(bad, 1 << 20, p);
       ADD_FAILURE() << bad;
@@ -339,7 +338,7 @@ TEST(ImageSource, LocalFilesStayInsideTheirFolder) {
   EXPECT_EQ(resolve_local_image_path((dir / "a.png").string(), dir, p), root / "a.png");
   EXPECT_EQ(resolve_local_image_path("file://" + (root / "sub" / "b.png").string(), dir, p), root / "sub" / "b.png");
 
-  for (const std::string escape :
+  for (const std::string& escape :
        {std::string("../secret.png"), std::string("sub/../../secret.png"), (base / "secret.png").string(),
         std::string("link.png"), std::string("up/secret.png"), "file://" + (base / "secret.png").string(),
         std::string("/etc/passwd"), std::string("file:///etc/passwd")}) {

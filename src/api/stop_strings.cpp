@@ -1,6 +1,7 @@
 #include "api/stop_strings.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 namespace pictor::api {
 
@@ -37,10 +38,10 @@ size_t StopStringStream::held_back_from() const {
         from = std::min(from, n - len);
         break;
       }
-  // Trailing whitespace: the final answer is stripped, so it may never belong to the text.
-  size_t ws = n;
-  while (ws > 0 && std::string(" \t\r\n\f\v").find(received_[ws - 1]) != std::string::npos) --ws;
-  return std::max(emitted_, std::min(from, ws));
+  // Whitespace before the held tail (or at the end): the final answer is stripped, and whitespace right
+  // before a stop string is cut with it, so it may never belong to the text.
+  while (from > emitted_ && std::isspace(static_cast<unsigned char>(received_[from - 1]))) --from;
+  return std::max(emitted_, from);
 }
 
 bool StopStringStream::push(const std::string& piece) {
@@ -51,7 +52,7 @@ bool StopStringStream::push(const std::string& piece) {
     stopped_ = true;
     // Whitespace before the stop string is not part of the (stripped) answer either.
     size_t end = stop;
-    while (end > emitted_ && std::string(" \t\r\n\f\v").find(received_[end - 1]) != std::string::npos) --end;
+    while (end > emitted_ && std::isspace(static_cast<unsigned char>(received_[end - 1]))) --end;
     emit_up_to(end);
     return false;
   }

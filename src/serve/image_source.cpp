@@ -196,10 +196,9 @@ std::vector<uint8_t> fetch_url(std::string url, const ServerOptions& options, co
   for (int hop = 0;; ++hop) {
     const UrlParts u = split_url(url, param);
     const std::string ip = pick_address(u, options, param);
-    std::string host = u.host;
-    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    // Pins host:port to the checked address so curl does no lookup of its own.
-    const std::string pin = host + ":" + u.port + ":" + (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip);
+    // Pins host:port to the checked address so curl does no lookup of its own (an IPv6 URL host keeps
+    // its brackets, as curl matches it).
+    const std::string pin = u.host + ":" + u.port + ":" + (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip);
 
     std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
     if (!curl) throw ApiError(500, "server_error", "cannot start an HTTP transfer");
