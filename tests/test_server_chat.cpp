@@ -203,10 +203,11 @@ TEST(ServerChat, StreamingSendsWellFormedChunksEndingInDone) {
   json body = chat_body(data_uri(test_png()), 8);
   body["stream"] = true;
   body["stream_options"] = {{"include_usage", true}};
+  const std::string payload = body.dump();
   auto c = s.client();
-  auto res = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  auto res = c.Post("/v1/chat/completions", payload, "application/json");
   ASSERT_TRUE(res);
-  ASSERT_EQ(res->status, 200) << res->body;
+  ASSERT_EQ(res->status, 200) << res->body << "\nsent: " << payload.substr(0, 200);
   EXPECT_NE(res->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
 
   std::vector<std::string> data;
