@@ -345,7 +345,9 @@ TEST(ServerImages, A1111ProgressWhileRunning) {
 
 TEST(ServerImages, JobTypes) {
   auto c = client();
-  auto wait_for = [&](const json& submitted) {
+  // POST /v1/jobs answers 202 with the job; this waits for its end.
+  auto wait_for = [&](const json& request) {
+    json submitted = post_json("/v1/jobs", request, 202);
     std::string id = submitted.value("id", "");
     EXPECT_FALSE(id.empty()) << submitted.dump();
     json job;
@@ -361,26 +363,23 @@ TEST(ServerImages, JobTypes) {
     return job;
   };
 
-  json gen = wait_for(post_json("/v1/jobs", {{"type", "images.generations"},
-                                             {"request", generation({{"seed", 7}, {"response_format", "url"}})}}));
+  json gen =
+      wait_for({{"type", "images.generations"}, {"request", generation({{"seed", 7}, {"response_format", "url"}})}});
   std::string url = gen["response"]["data"][0]["url"];
   EXPECT_EQ(url.rfind("/v1/files/images/img_", 0), 0u) << url;
 
   std::string image = "data:image/png;base64," + base64_encode(encode_png(gradient(64, 64, 3)));
-  json edit = wait_for(post_json(
-      "/v1/jobs", {{"type", "images.edits"}, {"request", {{"prompt", "x"}, {"image", image}, {"steps", 2}}}}));
+  json edit = wait_for({{"type", "images.edits"}, {"request", {{"prompt", "x"}, {"image", image}, {"steps", 2}}}});
   EXPECT_EQ(decode(b64(edit["response"]["data"][0]["b64_json"])).width, 64);
 
-  json var =
-      wait_for(post_json("/v1/jobs", {{"type", "images.variations"}, {"request", {{"image", image}, {"steps", 2}}}}));
+  json var = wait_for({{"type", "images.variations"}, {"request", {{"image", image}, {"steps", 2}}}});
   EXPECT_EQ(var["response"]["data"].size(), 1u);
 
-  json a1111 =
-      wait_for(post_json("/v1/jobs", {{"type", "sdapi.txt2img"},
-                                      {"request", {{"prompt", "x"}, {"steps", 2}, {"width", 64}, {"height", 64}}}}));
+  json a1111 = wait_for(
+      {{"type", "sdapi.txt2img"}, {"request", {{"prompt", "x"}, {"steps", 2}, {"width", 64}, {"height", 64}}}});
   EXPECT_EQ(a1111["response"]["images"].size(), 1u);
-  json img2img = wait_for(post_json(
-      "/v1/jobs", {{"type", "sdapi.img2img"}, {"request", {{"prompt", "x"}, {"steps", 2}, {"init_images", {image}}}}}));
+  json img2img =
+      wait_for({{"type", "sdapi.img2img"}, {"request", {{"prompt", "x"}, {"steps", 2}, {"init_images", {image}}}}});
   EXPECT_EQ(img2img["response"]["images"].size(), 1u);
 
   // A bad request is refused when submitted, with the field named.

@@ -10,5 +10,6 @@ void add_generate_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_pull_command(CLI::App& app);
 void add_score_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace pictor::cli

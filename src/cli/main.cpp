@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   pictor::cli::add_pull_command(app);
   pictor::cli::add_score_command(app);
   pictor::cli::add_describe_command(app);
+  pictor::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -34,10 +34,10 @@ struct JobContext {
   const nlohmann::json& params;
   ModelCatalog& models;
   storage::ImageStore& images;
-  // step/total progress with ETA; preview_image_id set when a TAESD preview was stored.
-  std::function<void(int step, int total, double eta_s, const std::string& preview_image_id)> progress;
+  // step/total progress with ETA; `preview` is the TAESD preview of this step (nullptr when none).
+  std::function<void(int step, int total, double eta_s, const Image* preview)> progress;
   std::function<void(const std::string& delta)> text;  // streamed text of a describe job
-  std::function<bool()> cancelled;                      // true once DELETE /v1/jobs/{id} was asked
+  std::function<bool()> cancelled;                     // true once DELETE /v1/jobs/{id} was asked
 };
 
 nlohmann::json run_generate_job(JobContext& ctx);

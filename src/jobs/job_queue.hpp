@@ -39,8 +39,10 @@ struct JobStatus {
   storage::JobRecord record;
   int step = 0, total = 0;  // progress of the current run
   double eta_s = 0;
-  std::string preview_image_id;  // latest TAESD preview, "" when none
-  int queue_position = 0;        // 1-based among queued jobs, 0 when not queued
+  // Latest TAESD preview as PNG (served at /v1/jobs/{id}/preview), null when none.
+  std::shared_ptr<const std::vector<uint8_t>> preview_png;
+  int preview_step = 0;
+  int queue_position = 0;  // 1-based among queued jobs, 0 when not queued
   nlohmann::json to_json() const;
 };
 
@@ -71,8 +73,8 @@ class QueueFull : public Error {
 };
 
 struct QueueOptions {
-  int workers = 2;      // jobs running at once (on different models)
-  int max_queued = 64;  // jobs waiting; more are refused with QueueFull
+  int workers = 2;       // jobs running at once (on different models)
+  int max_queued = 64;   // jobs waiting; more are refused with QueueFull
   int max_attempts = 2;  // runs interrupted by restarts before a job is failed instead of resumed
 };
 
@@ -82,7 +84,7 @@ struct QueueStats {
   uint64_t images_generated = 0, tokens_generated = 0;
   double latency_sum_s = 0;  // created → finished, over finished jobs since start
   uint64_t latency_count = 0;
-  std::vector<double> latency_buckets_le;  // histogram bounds (s)
+  std::vector<double> latency_buckets_le;       // histogram bounds (s)
   std::vector<uint64_t> latency_bucket_counts;  // cumulative counts per bound
 };
 
@@ -123,6 +125,8 @@ class JobQueue {
   std::deque<std::shared_ptr<Live>> queued_;
   std::map<std::string, std::shared_ptr<Live>> live_;  // queued + running
   std::set<std::string> busy_models_;
+  // Last previews of recently finished jobs (a client may ask for it just after the end).
+  std::deque<std::pair<std::string, std::shared_ptr<const std::vector<uint8_t>>>> recent_previews_;
   std::vector<std::function<void(const storage::JobRecord&)>> listeners_;
   QueueStats stats_;
   bool stopping_ = false;

@@ -25,9 +25,9 @@ struct ModelInfo {
   std::string id;
   std::filesystem::path dir;
   ModelKind kind = ModelKind::TextToImage;
-  uint64_t weight_bytes = 0;  // fp32 size of all weights: the cache's cost of keeping it loaded
-  double created = 0;         // folder modification time (Unix seconds)
-  std::vector<std::string> input_modalities() const;   // ["text"] or ["text","image"]
+  uint64_t weight_bytes = 0;                          // fp32 size of all weights: the cache's cost of keeping it loaded
+  double created = 0;                                 // folder modification time (Unix seconds)
+  std::vector<std::string> input_modalities() const;  // ["text"] or ["text","image"]
   std::vector<std::string> output_modalities() const;  // ["image"] or ["text"]
 };
 
@@ -56,6 +56,7 @@ class ModelCatalog {
   };
   std::vector<CacheEntry> loaded();  // most recently used first
   uint64_t memory_budget() const { return options_.memory_budget; }
+  bool has_previews() const { return !options_.load.taesd_dir.empty(); }  // a TAESD decoder is configured
 
  private:
   struct Loaded {
@@ -64,7 +65,7 @@ class ModelCatalog {
     std::shared_ptr<TextToImage> t2i;
     std::shared_ptr<ImageToText> i2t;
   };
-  Loaded& acquire(const ModelInfo& info);
+  Loaded acquire(const ModelInfo& info);
   void evict_for(uint64_t bytes);
 
   CatalogOptions options_;

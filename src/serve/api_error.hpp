@@ -13,9 +13,10 @@ class ApiError : public Error {
   ApiError(int status, std::string type, const std::string& message, std::string param = "", std::string code = "")
       : Error(message), status(status), type(std::move(type)), param(std::move(param)), code(std::move(code)) {}
   int status;
-  std::string type;   // "invalid_request_error", "authentication_error", "rate_limit_error", "server_error" ...
-  std::string param;  // the request field at fault ("" when none)
-  std::string code;   // machine-readable detail ("" when none)
+  std::string type;       // "invalid_request_error", "authentication_error", "rate_limit_error", "server_error" ...
+  std::string param;      // the request field at fault ("" when none)
+  std::string code;       // machine-readable detail ("" when none)
+  int retry_after_s = 0;  // > 0: sent as a Retry-After header (429, 503)
 };
 
 // 400 naming the field at fault, e.g. invalid_param("size", "size must be WIDTHxHEIGHT, got \"big\"").

@@ -27,11 +27,16 @@ nlohmann::json api_error_json(const ApiError& error);
 std::string caller_of(const ServerContext& ctx, const httplib::Request& req);
 
 // Streams server-sent events. `produce` is called once in the connection's thread with a writer; the
-// writer returns false when the client went away (the producer should then stop).
+// writer returns false when the client went away (the producer should then stop). An empty event with
+// data starting with ':' writes an SSE comment (keep-alive).
 using SseWriter = std::function<bool(const std::string& event, const std::string& data)>;
 void send_event_stream(httplib::Response& res, std::function<void(const SseWriter& write)> produce);
 
-// Path parameter `name` (from a route like "/v1/jobs/:id"); ApiError 404 when missing.
-std::string path_param(const httplib::Request& req, const std::string& name);
+// cpp-httplib 0.11 routes are regular expressions ("/v1/jobs/([^/]+)"); this is capture group `index`
+// (1-based), ApiError 404 when absent.
+std::string path_match(const httplib::Request& req, size_t index);
+
+// Writes raw bytes with a content type (images, the web page).
+void send_bytes(httplib::Response& res, const std::string& bytes, const std::string& content_type);
 
 }  // namespace pictor::serve

@@ -26,7 +26,7 @@ struct ImageRequestEnv {
   int max_images = 10;         // `n`, batch_size * n_iter
   int max_output_side = 2048;  // width / height
   ImageLimits image_limits;    // every uploaded image, checked before its pixels are allocated
-  bool previews = false;       // ask jobs for TAESD previews (only when the server has a TAESD decoder)
+  bool previews = false;       // ask jobs for TAESD previews (they run only where a TAESD decoder is set up)
   // The model id for a requested name ("" = the default text-to-image model); throws ApiError naming `param`.
   std::function<std::string(const std::string& name, const std::string& param)> pick_model;
   // Stores an upload (already decoded, so known to be a valid image) and returns its id.

@@ -11,7 +11,7 @@ ImageRequestEnv image_request_env(ServerContext& ctx) {
   env.max_images = ctx.options.max_images_per_request;
   env.max_output_side = ctx.options.max_output_side;
   env.image_limits = ImageLimits{ctx.options.max_image_bytes, ctx.options.max_image_pixels};
-  env.previews = !ctx.options.taesd_dir.empty();
+  env.previews = true;  // the generate job shows previews only when the server has a TAESD decoder
   env.pick_model = [&ctx](const std::string& name, const std::string& param) {
     // OpenAI clients often hard-code their own model names: those mean "the default model" here unless a
     // local model happens to carry the name.

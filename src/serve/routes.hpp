@@ -9,14 +9,14 @@ namespace pictor::serve {
 
 struct ServerContext;
 
-void add_system_routes(httplib::Server& http, ServerContext& ctx);    // /health, /v1/models, /metrics
-void add_job_routes(httplib::Server& http, ServerContext& ctx);       // /v1/jobs
-void add_file_routes(httplib::Server& http, ServerContext& ctx);      // /v1/files/images/<id>.<ext>
-void add_image_routes(httplib::Server& http, ServerContext& ctx);     // /v1/images/*
-void add_a1111_routes(httplib::Server& http, ServerContext& ctx);     // /sdapi/v1/*
-void add_chat_routes(httplib::Server& http, ServerContext& ctx);      // /v1/chat/completions
-void add_session_routes(httplib::Server& http, ServerContext& ctx);   // /v1/sessions
-void add_web_routes(httplib::Server& http, ServerContext& ctx);       // / (the web page)
+void add_system_routes(httplib::Server& http, ServerContext& ctx);   // /health, /v1/models, /metrics
+void add_job_routes(httplib::Server& http, ServerContext& ctx);      // /v1/jobs
+void add_file_routes(httplib::Server& http, ServerContext& ctx);     // /v1/files/images/<id>.<ext>
+void add_image_routes(httplib::Server& http, ServerContext& ctx);    // /v1/images/*
+void add_a1111_routes(httplib::Server& http, ServerContext& ctx);    // /sdapi/v1/*
+void add_chat_routes(httplib::Server& http, ServerContext& ctx);     // /v1/chat/completions
+void add_session_routes(httplib::Server& http, ServerContext& ctx);  // /v1/sessions
+void add_web_routes(httplib::Server& http, ServerContext& ctx);      // / (the web page)
 
 }  // namespace pictor::serve
 

@@ -64,8 +64,7 @@ void add_a1111_routes(httplib::Server& http, ServerContext& ctx) {
     }
     std::string preview;
     const bool skip = req.get_param_value("skip_current_image") == "true";
-    if (status && !skip && !status->preview_image_id.empty())
-      if (auto image = ctx.images.get(status->preview_image_id)) preview = base64_encode(ctx.images.read(*image));
+    if (status && !skip && status->preview_png) preview = base64_encode(*status->preview_png);
     send_json(res, a1111_progress(status, preview));
   });
 

@@ -18,6 +18,7 @@ class Server {
   void run();
   void stop();
   int port() const;
+  bool running() const;  // run() is accepting connections
 
  private:
   struct Impl;

@@ -1,6 +1,7 @@
 #pragma once
 // What route handlers share: the options, the store, the models and the queue, plus small helpers that
 // every endpoint family needs (picking a model, storing uploads, image URLs).
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -24,6 +25,8 @@ struct ServerContext {
   jobs::JobQueue& queue;
   Metrics& metrics;
   Auth& auth;
+  // Set when the server stops: long-lived streams (SSE) end so the server can shut down.
+  std::atomic<bool>& stopping;
 
   // The model a request names, checked to exist and be of `kind` (ApiError 404/400 naming `param`
   // otherwise); an empty name picks the default model of that kind.

@@ -13,11 +13,11 @@
 namespace pictor::storage {
 
 struct JobRecord {
-  std::string id;     // "job_..."
-  std::string kind;   // "generate", "describe"
-  std::string model;  // model id
-  std::string owner;  // who asked (API key name or user name)
-  std::string state;  // "queued", "running", "succeeded", "failed", "cancelled"
+  std::string id;         // "job_..."
+  std::string kind;       // "generate", "describe"
+  std::string model;      // model id
+  std::string owner;      // who asked (API key name or user name)
+  std::string state;      // "queued", "running", "succeeded", "failed", "cancelled"
   nlohmann::json params;  // kind-specific request (see jobs/job_kinds.hpp)
   nlohmann::json tags;    // caller's bookkeeping, e.g. {"session":..., "node":...}; object
   nlohmann::json result;  // kind-specific result when succeeded
