@@ -29,7 +29,11 @@ constexpr double kA1111DenoisingStrength = 0.75;
 // A value as shown in an error message: JSON text, cut short.
 std::string shown(const json& v) {
   std::string s = v.dump();
-  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
+  if (s.size() > 60) {
+    s.resize(57);
+    s += "...";
+  }
+  return s;
 }
 
 std::string join(const std::vector<std::string>& items, const std::string& sep) {
@@ -365,7 +369,16 @@ std::string sampler_from_request(const std::string& name, const std::string& sch
   }
   if (found.empty()) {
     std::vector<std::string> shown_names;
-    for (const auto& n : names) shown_names.push_back("\"" + a1111_sampler_display(n) + "\" (" + n + ")");
+    for (const auto& n : names) {
+      // Appended piecewise: GCC 12 warns (falsely) about `"literal" + std::string&&` here.
+      std::string entry;
+      entry += '"';
+      entry += a1111_sampler_display(n);
+      entry += "\" (";
+      entry += n;
+      entry += ')';
+      shown_names.push_back(std::move(entry));
+    }
     throw invalid_param(param, "unknown sampler \"" + name + "\"; available: " + join(shown_names, ", "));
   }
   const std::string s = lower(schedule);
