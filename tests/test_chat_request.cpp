@@ -8,6 +8,7 @@
 
 #include "formats/image.hpp"
 #include "serve/api_error.hpp"
+#include "serve/base64.hpp"
 #include "serve/chat_request.hpp"
 #include "serve/image_source.hpp"
 #include "support.hpp"
@@ -20,26 +21,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string base64(const std::vector<uint8_t>& data) {
-  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < data.size(); i += 3) {
-    const uint32_t v = (data[i] << 16) | (data[i + 1] << 8) | data[i + 2];
-    for (int s = 18; s >= 0; s -= 6) out += abc[(v >> s) & 63];
-  }
-  if (i + 1 == data.size()) {
-    const uint32_t v = data[i] << 16;
-    out += abc[(v >> 18) & 63];
-    out += abc[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == data.size()) {
-    const uint32_t v = (data[i] << 16) | (data[i + 1] << 8);
-    out += abc[(v >> 18) & 63];
-    out += abc[(v >> 12) & 63];
-    out += abc[(v >> 6) & 63];
-    out += "=";
-  }
-  return out;
+  return pictor::serve::base64_encode(data);
 }
 
 std::vector<uint8_t> small_png() {

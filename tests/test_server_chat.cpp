@@ -11,6 +11,7 @@
 
 #include "dev/make_tiny_vlm.hpp"
 #include "formats/image.hpp"
+#include "serve/base64.hpp"
 #include "server_fixture.hpp"
 
 using namespace pictor;
@@ -41,21 +42,7 @@ std::vector<uint8_t> test_png(int w = 40, int h = 32) {
 }
 
 std::string base64(const std::vector<uint8_t>& data) {
-  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (uint8_t b : data) {
-    acc = (acc << 8) | b;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += abc[(acc >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += abc[(acc << (6 - bits)) & 63];
-  while (out.size() % 4) out += '=';
-  return out;
+  return pictor::serve::base64_encode(data);
 }
 
 std::string data_uri(const std::vector<uint8_t>& bytes) {

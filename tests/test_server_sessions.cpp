@@ -13,6 +13,7 @@
 #include "dev/make_tiny_sd.hpp"
 #include "dev/make_tiny_vlm.hpp"
 #include "formats/image.hpp"
+#include "serve/base64.hpp"
 #include "serve/server.hpp"
 #include "support.hpp"
 
@@ -22,26 +23,7 @@ using nlohmann::json;
 namespace {
 
 std::string base64(const std::vector<uint8_t>& bytes) {
-  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    uint32_t v = uint32_t(bytes[i]) << 16 | uint32_t(bytes[i + 1]) << 8 | bytes[i + 2];
-    for (int k = 3; k >= 0; --k) out += alphabet[(v >> (6 * k)) & 63];
-  }
-  if (i + 1 == bytes.size()) {
-    uint32_t v = uint32_t(bytes[i]) << 16;
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == bytes.size()) {
-    uint32_t v = uint32_t(bytes[i]) << 16 | uint32_t(bytes[i + 1]) << 8;
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += alphabet[(v >> 6) & 63];
-    out += "=";
-  }
-  return out;
+  return pictor::serve::base64_encode(bytes);
 }
 
 // A 64x64 RGBA mask whose centre square is transparent (= repaint).

@@ -11,8 +11,8 @@ int sextet(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
   if (c >= 'a' && c <= 'z') return c - 'a' + 26;
   if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
+  if (c == '+' || c == '-') return 62;  // '-' and '_': the URL-safe alphabet, which some clients send
+  if (c == '/' || c == '_') return 63;
   return -1;
 }
 

@@ -14,6 +14,7 @@
 
 #include "formats/image.hpp"
 #include "serve/api_error.hpp"
+#include "serve/base64.hpp"
 
 namespace pictor::serve {
 
@@ -48,15 +49,6 @@ ApiError too_large(const std::string& param, uint64_t max_bytes) {
       param,
       "the image is larger than the server's limit of " + mib(max_bytes) + " (" + std::to_string(max_bytes) + " bytes)",
       "image_too_large");
-}
-
-int base64_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+' || c == '-') return 62;  // '-' and '_': the URL-safe alphabet, which some clients send
-  if (c == '/' || c == '_') return 63;
-  return -1;
 }
 
 // ---- addresses ----
@@ -291,30 +283,9 @@ std::vector<uint8_t> decode_data_uri(const std::string& uri, uint64_t max_bytes,
   const size_t encoded = uri.size() - comma - 1;
   if (encoded / 4 * 3 > max_bytes + 3) throw too_large(param, max_bytes);
 
-  std::vector<uint8_t> out;
-  out.reserve(encoded / 4 * 3 + 3);
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t padding = 0;
-  for (size_t i = comma + 1; i < uri.size(); ++i) {
-    const unsigned char c = uri[i];
-    if (std::isspace(c)) continue;
-    if (c == '=') {
-      ++padding;
-      continue;
-    }
-    const int v = base64_value(c);
-    if (v < 0 || padding > 0)
-      throw invalid_param(param, "the data URI's base64 data is invalid (character " + std::to_string(i - comma) + ")",
-                          "invalid_image");
-    acc = (acc << 6) | uint32_t(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(uint8_t((acc >> bits) & 0xff));
-    }
-  }
-  if (bits >= 6 || padding > 2) throw invalid_param(param, "the data URI's base64 data is truncated", "invalid_image");
+  auto decoded = base64_decode(uri.substr(comma + 1), max_bytes + 3);
+  if (!decoded) throw invalid_param(param, "the data URI's base64 data is invalid or truncated", "invalid_image");
+  std::vector<uint8_t> out = std::move(*decoded);
   if (out.size() > max_bytes) throw too_large(param, max_bytes);
   if (out.empty()) throw invalid_param(param, "the data URI holds no data", "invalid_image");
   return out;

@@ -14,6 +14,7 @@
 
 #include "formats/image.hpp"
 #include "jobs/job_kinds.hpp"
+#include "serve/base64.hpp"
 #include "serve/http_util.hpp"
 #include "serve/routes.hpp"
 #include "serve/server_context.hpp"
@@ -147,46 +148,19 @@ std::pair<int, int> parse_size(const std::string& size, int max_side) {
   return {w, h};
 }
 
-std::vector<uint8_t> base64_decode(const std::string& text, const std::string& param) {
-  static const auto table = [] {
-    std::array<int, 256> t{};
-    t.fill(-1);
-    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = i;
-    t['-'] = 62;  // URL-safe alphabet too
-    t['_'] = 63;
-    return t;
-  }();
-  std::vector<uint8_t> out;
-  out.reserve(text.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    if (c == '=' || c == '\n' || c == '\r' || c == ' ') continue;
-    int v = table[static_cast<unsigned char>(c)];
-    if (v < 0) throw invalid_param(param, param + " is not valid base64");
-    acc = (acc << 6) | uint32_t(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(uint8_t((acc >> bits) & 0xff));
-    }
-  }
-  return out;
-}
-
 // Stores a mask given as a data: URI (or bare base64) and returns its image record.
 storage::StoredImage store_mask(SessionRoutes& s, const std::string& uri) {
   std::string payload = uri;
-  if (uri.rfind("data:", 0) == 0) {
-    auto comma = uri.find(',');
-    if (comma == std::string::npos || uri.substr(0, comma).find(";base64") == std::string::npos)
-      throw invalid_param("mask", "mask must be a base64 data: URI (data:image/png;base64,...)");
-    payload = uri.substr(comma + 1);
+  if (auto d = parse_data_uri(uri)) {
+    payload = d->payload;
+  } else if (uri.rfind("data:", 0) == 0) {
+    throw invalid_param("mask", "mask must be a base64 data: URI (data:image/png;base64,...)");
   }
   if (payload.size() / 4 * 3 > s.ctx.options.max_image_bytes)
     throw invalid_param("mask", "mask is larger than " + std::to_string(s.ctx.options.max_image_bytes) + " bytes");
-  auto bytes = base64_decode(payload, "mask");
+  auto decoded = base64_decode(payload, s.ctx.options.max_image_bytes);
+  if (!decoded) throw invalid_param("mask", "mask is not valid base64");
+  const std::vector<uint8_t>& bytes = *decoded;
   ImageHeader header;
   try {
     header = probe_image(bytes.data(), bytes.size(), "mask");
