@@ -9,6 +9,7 @@
 #include "api/stop_strings.hpp"
 #include "core/error.hpp"
 #include "dev/make_tiny_vlm.hpp"
+#include "image_samples.hpp"
 #include "pictor/image_to_text.hpp"
 #include "support.hpp"
 
@@ -17,17 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Image test_image(int w, int h, int seed) {
-  Image im(w, h, 3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x) {
-      uint8_t* p = im.at(x, y);
-      p[0] = uint8_t((x * 255) / std::max(1, w - 1));
-      p[1] = uint8_t((y * 255) / std::max(1, h - 1));
-      p[2] = uint8_t(((x / 8 + y / 8 + seed) % 2) * 200);
-    }
-  return im;
-}
+using samples::pattern_image;
 
 ImageToText& engine() {
   static std::unique_ptr<ImageToText> e = [] {
@@ -40,7 +31,7 @@ ImageToText& engine() {
 
 ChatOptions one_turn(const std::string& text, int max_tokens = 24) {
   ChatOptions o;
-  o.images = {test_image(64, 48, 0)};
+  o.images = {pattern_image(64, 48, 0)};
   o.messages = {{"user", {ChatPart::image_part(0), ChatPart::text_part(text)}}};
   o.max_tokens = max_tokens;
   return o;
@@ -177,7 +168,7 @@ TEST(Chat, SameSeedSameTextAndDescribeAgrees) {
 
   // describe() is a one-turn chat: the same prompt gives the same raw answer.
   DescribeOptions d;
-  d.images = {test_image(64, 48, 0)};
+  d.images = {pattern_image(64, 48, 0)};
   d.prompt = "Tell me.";
   d.max_tokens = 16;
   o.temperature = 0;

@@ -15,6 +15,18 @@
 
 namespace pictor {
 
+namespace {
+// The decoding settings describe() and chat() share, checked the same way for both.
+void check_sampling(int max_tokens, double temperature, double top_p, int top_k) {
+  if (max_tokens < 1 || max_tokens > 4096)
+    throw Error("max tokens " + std::to_string(max_tokens) + " must be between 1 and 4096");
+  if (temperature < 0 || temperature > 10)
+    throw Error("temperature " + std::to_string(temperature) + " must be between 0 and 10");
+  if (top_p <= 0 || top_p > 1) throw Error("top_p " + std::to_string(top_p) + " must be in (0, 1]");
+  if (top_k < 0) throw Error("top_k " + std::to_string(top_k) + " must be 0 (off) or positive");
+}
+}  // namespace
+
 struct ImageToText::Impl {
   std::unique_ptr<pipelines::VisionLanguageModel> model;
   std::string name;
@@ -47,12 +59,7 @@ DescribeOptions ImageToText::resolve(const DescribeOptions& in) const {
   if (!o.style.empty()) style = pipelines::parse_describe_style(o.style);
   if (o.prompt.empty()) o.prompt = pipelines::style_prompt(*style);
   if (o.max_tokens == 0) o.max_tokens = style ? pipelines::style_max_tokens(*style) : 256;
-  if (o.max_tokens < 1 || o.max_tokens > 4096)
-    throw Error("max tokens " + std::to_string(o.max_tokens) + " must be between 1 and 4096");
-  if (o.temperature < 0 || o.temperature > 10)
-    throw Error("temperature " + std::to_string(o.temperature) + " must be between 0 and 10");
-  if (o.top_p <= 0 || o.top_p > 1) throw Error("top_p " + std::to_string(o.top_p) + " must be in (0, 1]");
-  if (o.top_k < 0) throw Error("top_k " + std::to_string(o.top_k) + " must be 0 (off) or positive");
+  check_sampling(o.max_tokens, o.temperature, o.top_p, o.top_k);
   if (!o.seed) o.seed = o.temperature > 0 ? (std::random_device{}() & 0xffffffffu) : 0;
   return o;
 }
@@ -101,12 +108,7 @@ std::string ImageToText::render_chat(const std::vector<ChatMessage>& messages) c
 Description ImageToText::chat(const ChatOptions& o, const TextStreamCallback& on_text) {
   const auto start = std::chrono::steady_clock::now();
   if (o.messages.empty()) throw Error("chat needs at least one message");
-  if (o.max_tokens < 1 || o.max_tokens > 4096)
-    throw Error("max tokens " + std::to_string(o.max_tokens) + " must be between 1 and 4096");
-  if (o.temperature < 0 || o.temperature > 10)
-    throw Error("temperature " + std::to_string(o.temperature) + " must be between 0 and 10");
-  if (o.top_p <= 0 || o.top_p > 1) throw Error("top_p " + std::to_string(o.top_p) + " must be in (0, 1]");
-  if (o.top_k < 0) throw Error("top_k " + std::to_string(o.top_k) + " must be 0 (off) or positive");
+  check_sampling(o.max_tokens, o.temperature, o.top_p, o.top_k);
   const uint64_t seed = o.seed ? *o.seed : o.temperature > 0 ? (std::random_device{}() & 0xffffffffu) : 0;
 
   std::vector<size_t> order;
