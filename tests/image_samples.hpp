@@ -4,6 +4,7 @@
 #include <png.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstdint>
 #include <cstring>
@@ -11,6 +12,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "formats/image.hpp"
 
 namespace pictor::samples {
 
@@ -187,6 +190,20 @@ inline std::vector<uint8_t> jpeg_with_app1(const std::vector<uint8_t>& jpeg, con
   out.insert(out.end(), payload.begin(), payload.end());
   out.insert(out.end(), jpeg.begin() + 2, jpeg.end());
   return out;
+}
+
+// A picture with some structure (gradients + a checkerboard that moves with `seed`), so image tiles and
+// different seeds give different pixels.
+inline Image pattern_image(int w, int h, int seed) {
+  Image im(w, h, 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      uint8_t* p = im.at(x, y);
+      p[0] = uint8_t((x * 255) / std::max(1, w - 1));
+      p[1] = uint8_t((y * 255) / std::max(1, h - 1));
+      p[2] = uint8_t(((x / 8 + y / 8 + seed) % 2) * 200);
+    }
+  return im;
 }
 
 }  // namespace pictor::samples

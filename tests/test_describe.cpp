@@ -17,6 +17,7 @@
 #include "dev/make_tiny_vlm.hpp"
 #include "formats/image.hpp"
 #include "formats/tensor_store.hpp"
+#include "image_samples.hpp"
 #include "pictor/image_to_text.hpp"
 #include "pipelines/describe_styles.hpp"
 #include "pipelines/vlm_pipeline.hpp"
@@ -42,18 +43,7 @@ std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
-// A picture with some structure (gradient + a block), so the tiles differ.
-Image test_image(int w, int h, int seed) {
-  Image im(w, h, 3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x) {
-      uint8_t* p = im.at(x, y);
-      p[0] = uint8_t((x * 255) / std::max(1, w - 1));
-      p[1] = uint8_t((y * 255) / std::max(1, h - 1));
-      p[2] = uint8_t(((x / 8 + y / 8 + seed) % 2) * 200);
-    }
-  return im;
-}
+using samples::pattern_image;
 
 // Built once via the CLI, so `pictor dev make-tiny-vlm` itself is exercised.
 const fs::path& tiny_vlm() {
@@ -70,9 +60,9 @@ const fs::path& tiny_vlm() {
 const fs::path& images_dir() {
   static fs::path dir = [] {
     fs::path d = test::temp_dir("describe-images");
-    write_image(d / "wide.png", test_image(90, 40, 0));
-    write_image(d / "tall.jpg", test_image(30, 70, 1));
-    write_image(d / "square.webp", test_image(48, 48, 2));
+    write_image(d / "wide.png", pattern_image(90, 40, 0));
+    write_image(d / "tall.jpg", pattern_image(30, 70, 1));
+    write_image(d / "square.webp", pattern_image(48, 48, 2));
     return d;
   }();
   return dir;
@@ -279,7 +269,7 @@ TEST(DescribeTiny, PromptFollowsTheSmolVlmLayout) {
   auto vlm = pipelines::VisionLanguageModel::load(tiny_vlm());
   const auto messages = pipelines::VisionLanguageModel::user_turn(2, "Compare them.");
   EXPECT_EQ(vlm->render_prompt(messages), "<|im_start|>User:<image><image>Compare them.<end_of_utterance>\nAssistant:");
-  const auto in = vlm->prepare({test_image(90, 40, 0), test_image(20, 20, 1)}, messages);
+  const auto in = vlm->prepare({pattern_image(90, 40, 0), pattern_image(20, 20, 1)}, messages);
   // 90x40 -> 64x28 (longest edge 64) -> 64x32 (multiples of the 32-pixel tile): 1x2 tiles + global view.
   EXPECT_NE(in.expanded_prompt.find("<row_1_col_2>"), std::string::npos);
   EXPECT_NE(in.expanded_prompt.find("<global-img>"), std::string::npos);
@@ -291,7 +281,7 @@ TEST(DescribeTiny, ApiDescribesStreamsAndIsDeterministic) {
   auto engine = ImageToText::load(tiny_vlm().string(), 1);
   EXPECT_EQ(engine->family(), "idefics3");
   DescribeOptions o;
-  o.images = {test_image(90, 40, 0)};
+  o.images = {pattern_image(90, 40, 0)};
   o.style = "detailed";
   o.max_tokens = 24;
   std::vector<std::string> pieces;
@@ -380,9 +370,9 @@ TEST(DescribeCli, StreamPrintsTheTextOfTheAnswer) {
 
 TEST(DescribeCli, FolderWritesJsonlAndResumes) {
   const fs::path dir = test::temp_dir("describe-folder");
-  write_image(dir / "a.png", test_image(40, 40, 0));
+  write_image(dir / "a.png", pattern_image(40, 40, 0));
   fs::create_directories(dir / "sub");
-  write_image(dir / "sub" / "b.jpg", test_image(50, 20, 1));
+  write_image(dir / "sub" / "b.jpg", pattern_image(50, 20, 1));
   std::ofstream(dir / "corrupt.png") << "\x89PNG\r\n\x1a\n this is not a png";
   std::ofstream(dir / "empty.jpg");
   std::ofstream(dir / "notes.txt") << "not an image";
@@ -424,7 +414,7 @@ TEST(DescribeCli, BadImagesGiveClearErrors) {
   std::ofstream(dir / "empty.png");
   std::ofstream(dir / "corrupt.jpg") << "\xff\xd8\xff garbage";
   // A PNG whose header claims 100000 x 100000 pixels: refused before any pixel memory is allocated.
-  std::vector<uint8_t> png = encode_png(test_image(4, 4, 0));
+  std::vector<uint8_t> png = encode_png(pattern_image(4, 4, 0));
   const uint32_t side = 100000;
   for (int k = 0; k < 2; ++k)
     for (int b = 0; b < 4; ++b) png[size_t(16 + 4 * k + b)] = uint8_t(side >> (24 - 8 * b));
@@ -487,7 +477,7 @@ TEST(DescribeCli, TogetherSendsAllImagesInOneRequest) {
   EXPECT_FALSE(pipelines::strip_whitespace(out).empty());
   // Through the API: the two images become two <image> runs in one prompt.
   auto vlm = pipelines::VisionLanguageModel::load(tiny_vlm());
-  const auto in = vlm->prepare({test_image(90, 40, 0), test_image(30, 70, 1)},
+  const auto in = vlm->prepare({pattern_image(90, 40, 0), pattern_image(30, 70, 1)},
                                pipelines::VisionLanguageModel::user_turn(2, "What differs?"));
   size_t globals = 0;
   for (size_t p = 0; (p = in.expanded_prompt.find("<global-img>", p)) != std::string::npos; ++p) ++globals;

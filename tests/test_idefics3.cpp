@@ -196,7 +196,7 @@ TEST(Idefics3Config, ErrorsNameFileAndField) {
   j["image_token_id"] = 64;
   EXPECT_TRUE(contains(error_of<Error>([&] { tiny_config(j); }), "image_token_id"));
   j = tiny_idefics3_json();
-  j["vision_config"]["patch_size"] = 5;
+  j["vision_config"]["patch_size"] = 100000;  // larger than the image
   EXPECT_TRUE(
       contains(error_of<Error>([&] { tiny_config(j); }), "tiny/config.json (vision_config): field 'patch_size'"));
   j = tiny_idefics3_json();
@@ -265,8 +265,30 @@ TEST(SiglipVision, ConfigAndInputErrors) {
   EXPECT_EQ(out.pooler_output.sizes(), (std::vector<int64_t>{2, 16}));
   EXPECT_EQ(out.hidden_states.size(), 2u);
   EXPECT_TRUE(contains(error_of<Error>([&] { model.forward(at::rand({1, 3, 40, 40})); }), "expects 32x32"));
-  EXPECT_TRUE(contains(error_of<Error>([&] { model.forward(at::rand({1, 3, 30, 32})); }), "multiple of patch_size"));
+  EXPECT_TRUE(contains(error_of<Error>([&] { model.forward(at::rand({1, 3, 4, 32}), at::ones({1, 0, 4}, at::kBool)); }),
+                       "smaller than patch_size"));
   // With a full patch mask the bucketized positions are the plain 0..N-1 of SigLIP.
   const at::Tensor x = at::rand({1, 3, 32, 32});
   EXPECT_TRUE(at::allclose(model.embed(x), model.embed(x, at::ones({1, 4, 4}, at::kBool))));
+}
+
+TEST(SiglipVision, PatchSizeNotDividingImageSizeFloorsTheGrid) {
+  // SmolVLM-Instruct (2B): image_size 384, patch_size 14 -> 27 x 27 patches, the last 6 pixels unseen.
+  const JsonConfig cfg(json{{"hidden_size", 16}, {"intermediate_size", 32}, {"num_hidden_layers", 1},
+                            {"num_attention_heads", 2}, {"image_size", 30}, {"patch_size", 4}},
+                       "s/config.json");
+  const auto c = models::SiglipVisionConfig::from_json(cfg);
+  EXPECT_EQ(c.patches_per_side(), 7);
+  nn::RandomParams params(5);
+  models::SiglipVisionModel model(c, params);
+  at::InferenceMode guard;
+  at::Tensor x = at::rand({1, 3, 30, 30});
+  const auto a = model.forward(x);
+  EXPECT_EQ(a.last_hidden_state.sizes(), (std::vector<int64_t>{1, 49, 16}));
+  // Pixels past the last whole patch do not change anything.
+  at::Tensor y = x.clone();
+  y.slice(2, 28, 30).fill_(0.5);
+  y.slice(3, 28, 30).fill_(-0.5);
+  EXPECT_TRUE(at::allclose(a.last_hidden_state, model.forward(y).last_hidden_state));
+  EXPECT_FALSE(at::allclose(a.last_hidden_state, model.forward(at::rand({1, 3, 30, 30})).last_hidden_state));
 }

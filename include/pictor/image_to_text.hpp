@@ -36,7 +36,41 @@ struct Description {
   uint64_t seed = 0;
   int prompt_tokens = 0, new_tokens = 0;
   bool truncated = false;  // ran out of max_tokens before the model ended its answer
+  bool cancelled = false;  // the stream callback returned false
+  // Why generation ended, in OpenAI's words: "stop" (the model ended its answer or a stop string was
+  // reached), "length" (max_tokens ran out) or "cancelled".
+  std::string finish_reason;
   double seconds = 0;
+};
+
+// One piece of a chat message: text, or an image given by its index into ChatOptions::images.
+struct ChatPart {
+  enum class Kind { Text, Image };
+  Kind kind = Kind::Text;
+  std::string text;
+  size_t image = 0;
+  static ChatPart text_part(std::string text) { return {Kind::Text, std::move(text), 0}; }
+  static ChatPart image_part(size_t index) { return {Kind::Image, "", index}; }
+};
+
+struct ChatMessage {
+  std::string role;  // "system", "user" or "assistant"
+  std::vector<ChatPart> parts;
+};
+
+// A conversation, rendered with the model's chat template; the model writes the next assistant turn.
+struct ChatOptions {
+  std::vector<ChatMessage> messages;
+  std::vector<Image> images;      // referenced by the messages' image parts (at least one image overall)
+  int max_tokens = 256;           // new-token budget, 1..4096
+  std::optional<uint64_t> seed;   // unset: random when sampling (reported back), 0 when greedy
+  double temperature = 0;         // 0: greedy decoding; > 0: sampling
+  double top_p = 1.0;             // nucleus sampling (1: off)
+  int top_k = 0;                  // top-k sampling (0: off)
+  double repetition_penalty = 0;  // 0: the model's generation_config.json value
+  // Generation ends at the first of these in the answer; the stop string itself is not part of the text
+  // (nor of the streamed pieces) and finish_reason is "stop".
+  std::vector<std::string> stop;
 };
 
 // Receives the answer's text piece by piece while it is generated (before post-processing). Return false
@@ -49,6 +83,11 @@ class ImageToText {
   static std::unique_ptr<ImageToText> load(const std::string& model_dir, int threads = 0);
   ~ImageToText();
   Description describe(const DescribeOptions& opts, const TextStreamCallback& on_text = {});
+  // Answers the conversation's next assistant turn. The streamed pieces concatenate to the answer's
+  // text (stop strings and surrounding whitespace excluded). Description::style and prompt stay empty.
+  Description chat(const ChatOptions& opts, const TextStreamCallback& on_text = {});
+  // The chat template's output for these messages (with the assistant's generation prompt).
+  std::string render_chat(const std::vector<ChatMessage>& messages) const;
   // The options actually used after defaults are applied (style, prompt, max_tokens, seed).
   DescribeOptions resolve(const DescribeOptions& opts) const;
   const std::string& model_name() const;  // the folder name

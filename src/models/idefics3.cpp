@@ -91,9 +91,9 @@ at::Tensor Idefics3Model::encode_images(const at::Tensor& pixel_values, const at
   const at::Tensor real = frames.ne(0.0).flatten(1).any(1).to(at::kCPU);
   const at::Tensor real_frames = frames.index({real.to(frames.device())});
   const int64_t P = config_.vision.patch_size;
-  if (H % P != 0 || W % P != 0)
+  if (H < P || W < P)
     throw Error("Idefics3: frame size " + std::to_string(H) + "x" + std::to_string(W) +
-                " is not a multiple of the patch size " + std::to_string(P));
+                " is smaller than the patch size " + std::to_string(P));
   at::Tensor pixel_mask;
   if (pixel_attention_mask.defined()) {
     if (pixel_attention_mask.dim() != 4 || pixel_attention_mask.size(0) != B || pixel_attention_mask.size(1) != F ||
@@ -103,8 +103,10 @@ at::Tensor Idefics3Model::encode_images(const at::Tensor& pixel_values, const at
   } else {
     pixel_mask = at::ones({real_frames.size(0), H, W}, at::kLong);
   }
-  // A patch takes part when any of its pixels is real (the unfold + sum > 0 of transformers).
-  const at::Tensor patch_mask = pixel_mask.ne(0).reshape({pixel_mask.size(0), H / P, P, W / P, P}).any(4).any(2);
+  // A patch takes part when any of its pixels is real (the unfold + sum > 0 of transformers). Like unfold,
+  // whole patches only: pixels past the last full patch (384 = 27 * 14 + 6) are dropped.
+  const at::Tensor cropped = pixel_mask.slice(1, 0, H / P * P).slice(2, 0, W / P * P);
+  const at::Tensor patch_mask = cropped.ne(0).reshape({pixel_mask.size(0), H / P, P, W / P, P}).any(4).any(2);
   Idefics3Trace local;
   Idefics3Trace& t = trace ? *trace : local;
   SiglipVisionOutput v = vision_.forward(real_frames, patch_mask, output_hidden_states);

@@ -70,9 +70,11 @@ SiglipVisionConfig SiglipVisionConfig::from_flat_json(const JsonConfig& cfg, con
   if (c.hidden_size % c.num_attention_heads != 0)
     cfg.fail("num_attention_heads",
              std::to_string(c.num_attention_heads) + " does not divide hidden_size " + std::to_string(c.hidden_size));
-  if (c.image_size % c.patch_size != 0)
+  // patch_size need not divide image_size: the strided patch convolution floors the grid and the last
+  // pixels are never seen, exactly as in transformers (SmolVLM-Instruct: 384 / 14 -> 27 x 27 patches).
+  if (c.patch_size > c.image_size)
     cfg.fail("patch_size",
-             std::to_string(c.patch_size) + " does not divide image_size " + std::to_string(c.image_size));
+             std::to_string(c.patch_size) + " is larger than image_size " + std::to_string(c.image_size));
   return c;
 }
 
@@ -146,9 +148,9 @@ at::Tensor SiglipVisionModel::embed(const at::Tensor& pixel_values, const at::Te
   if (pixel_values.dim() != 4 || pixel_values.size(1) != config_.num_channels)
     throw Error("SigLIP vision: pixel_values must be [B, " + std::to_string(config_.num_channels) + ", H, W]");
   const int64_t P = config_.patch_size, H = pixel_values.size(2), W = pixel_values.size(3);
-  if (H % P != 0 || W % P != 0)
+  if (H < P || W < P)
     throw Error("SigLIP vision: image size " + std::to_string(H) + "x" + std::to_string(W) +
-                " is not a multiple of patch_size " + std::to_string(P));
+                " is smaller than patch_size " + std::to_string(P));
   const at::Tensor x = pixel_values.to(position_embedding_.weight.device(), at::kFloat);
   const at::Tensor patches = patch_embedding_(x).flatten(2).transpose(1, 2);  // [B, rows*cols, C]
   if (!patch_attention_mask.defined()) {

@@ -42,8 +42,13 @@ jobs::JobStatus ServerContext::run_and_wait(jobs::JobSpec spec) {
   const auto& r = status.record;
   if (r.state == "cancelled")
     throw ApiError(409, "invalid_request_error", "job " + id + " was cancelled", "", "cancelled");
-  if (r.state != "succeeded")
-    throw ApiError(500, "server_error", "job " + id + " failed: " + r.error, "", "job_failed");
+  // The engine reports what it refuses (a prompt longer than the model's context, an unsupported option)
+  // as pictor::Error: the request's fault, 400. Anything else (the queue marks it "internal error") is ours.
+  if (r.state != "succeeded") {
+    bool internal = r.error.rfind("internal error", 0) == 0 || r.error.rfind("interrupted", 0) == 0;
+    throw ApiError(internal ? 500 : 400, internal ? "server_error" : "invalid_request_error",
+                   "job " + id + " failed: " + r.error, "", "job_failed");
+  }
   return status;
 }
 
