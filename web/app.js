@@ -176,7 +176,8 @@ async function openSession(id) {
   // Collaborators' nodes appear live. Asking for changes since the newest revision loaded closes the gap
   // between the GET above and the stream's start.
   const revisions = state.session.nodes.map((n) => n.revision).filter((r) => Number.isInteger(r));
-  const since = revisions.length ? `?since=${Math.max(...revisions)}` : '';
+  const revision = Number.isInteger(state.session.revision) ? state.session.revision : Math.max(-1, ...revisions);
+  const since = revision >= 0 ? `?since=${revision}` : '';
   state.sessionStream = openEventStream(
     `/v1/sessions/${encodeURIComponent(id)}/events${since}`,
     (name, data) => {
