@@ -54,9 +54,11 @@ void report(const char* name, const std::vector<Outcome>& outs, double wall) {
     valid += o.valid;
   }
   int ok = by_status[200], refused = by_status[429] + by_status[503], lost = int(outs.size()) - ok - refused;
-  std::printf("%-12s sent %3zu  ok %3d (valid %3d)  refused 429/503 %3d  lost/other %d  | %.2f ok req/s  p50 %.2f s  p99 %.2f s\n",
-              name, outs.size(), ok, valid, refused, lost, double(ok) / wall, percentile(ok_lat, 0.5),
-              percentile(ok_lat, 0.99));
+  std::printf(
+      "%-12s sent %3zu  ok %3d (valid %3d)  refused 429/503 %3d  lost/other %d  | %.2f ok req/s  p50 %.2f s  p99 %.2f "
+      "s\n",
+      name, outs.size(), ok, valid, refused, lost, double(ok) / wall, percentile(ok_lat, 0.5),
+      percentile(ok_lat, 0.99));
   for (auto& [status, n] : by_status)
     if (status != 200 && status != 429 && status != 503) std::printf("             status %d: %d\n", status, n);
   std::printf("%-12s none lost: %s\n", name, lost == 0 && valid == ok ? "yes" : "NO");
@@ -64,7 +66,7 @@ void report(const char* name, const std::vector<Outcome>& outs, double wall) {
 
 template <class Request>
 std::vector<Outcome> load(int port, int clients, int requests, Request make_request) {
-  std::vector<Outcome> outs(size_t(requests));
+  std::vector<Outcome> outs(static_cast<size_t>(requests));
   std::atomic<int> next{0};
   std::vector<std::thread> threads;
   for (int c = 0; c < clients; ++c)
@@ -93,11 +95,16 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     int v = std::atoi(argv[i + 1]);
-    if (a == "--workers") workers = v;
-    else if (a == "--clients") clients = v;
-    else if (a == "--requests") requests = v;
-    else if (a == "--max-queue") max_queue = v;
-    else if (a == "--steps") steps = v;
+    if (a == "--workers")
+      workers = v;
+    else if (a == "--clients")
+      clients = v;
+    else if (a == "--requests")
+      requests = v;
+    else if (a == "--max-queue")
+      max_queue = v;
+    else if (a == "--steps")
+      steps = v;
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
@@ -123,25 +130,33 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = uint8_t(i * 7);
   std::string data_uri = "data:image/png;base64," + pictor::serve::base64_encode(pictor::encode_png(img));
 
-  std::printf("pictor serve load run: %d workers, %d concurrent clients (%.0fx), queue limit %d, %d requests each kind\n",
-              workers, clients, double(clients) / workers, max_queue, requests);
+  std::printf(
+      "pictor serve load run: %d workers, %d concurrent clients (%.0fx), queue limit %d, %d requests each kind\n",
+      workers, clients, double(clients) / workers, max_queue, requests);
   auto gen = [&](int k) {
-    json body = {{"model", "tiny-sd"}, {"prompt", "bench " + std::to_string(k)}, {"size", "64x64"},
-                 {"steps", steps}, {"seed", k}};
-    return std::tuple{std::string("/v1/images/generations"), body.dump(), std::function<bool(const json&)>(
-        [](const json& j) { return j.is_object() && j.contains("data") && !j["data"].empty() &&
-                                   j["data"][0].contains("b64_json"); })};
+    json body = {{"model", "tiny-sd"},
+                 {"prompt", "bench " + std::to_string(k)},
+                 {"size", "64x64"},
+                 {"steps", steps},
+                 {"seed", k}};
+    return std::tuple{
+        std::string("/v1/images/generations"), body.dump(), std::function<bool(const json&)>([](const json& j) {
+          return j.is_object() && j.contains("data") && !j["data"].empty() && j["data"][0].contains("b64_json");
+        })};
   };
   auto chat = [&](int k) {
-    json body = {{"model", "tiny-vlm"},
-                 {"max_tokens", 8},
-                 {"seed", k},
-                 {"messages", json::array({{{"role", "user"},
-                                            {"content", json::array({{{"type", "text"}, {"text", "Describe."}},
-                                                                     {{"type", "image_url"},
-                                                                      {"image_url", {{"url", data_uri}}}}})}}})}};
-    return std::tuple{std::string("/v1/chat/completions"), body.dump(), std::function<bool(const json&)>(
-        [](const json& j) { return j.is_object() && j.contains("choices") && !j["choices"].empty(); })};
+    json body = {
+        {"model", "tiny-vlm"},
+        {"max_tokens", 8},
+        {"seed", k},
+        {"messages",
+         json::array({{{"role", "user"},
+                       {"content", json::array({{{"type", "text"}, {"text", "Describe."}},
+                                                {{"type", "image_url"}, {"image_url", {{"url", data_uri}}}}})}}})}};
+    return std::tuple{std::string("/v1/chat/completions"), body.dump(),
+                      std::function<bool(const json&)>([](const json& j) {
+                        return j.is_object() && j.contains("choices") && !j["choices"].empty();
+                      })};
   };
   // Warm-up: load both models once so the run measures serving, not loading.
   load(port, 1, 1, gen);

@@ -15,6 +15,7 @@ PKGS=(
   libgtest-dev libgmock-dev   # tests
   clang libclang-rt-14-dev    # libFuzzer + sanitizers for the parser fuzz target
   chromium                    # the browser the end-to-end tests drive (tests/e2e)
+  nodejs                      # runs the end-to-end tests (official openai client, playwright-core)
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -342,7 +342,7 @@ jobs::JobSpec job_for(const SessionNode& node) {
                  {"sampler", p.value("sampler", "")},
                  {"count", 1},
                  {"output_format", "png"},
-                 {"previews", false}};
+                 {"previews", true}};  // TAESD previews when the server has --taesd
   if (node.seed) spec.params["seed"] = *node.seed;
   if (p.contains("image")) {
     spec.params["init_image"] = p["image"];
