@@ -263,6 +263,22 @@ TEST(ServerCore, CancelQueuedAndRunningJobs) {
   EXPECT_LT(j["step"].get<int>(), 200);
 }
 
+TEST(ServerCore, OneJobPerModelAtATimeEvenWithFreeWorkers) {
+  register_test_type();
+  pictor::serve::ServerOptions o;
+  o.workers = 2;
+  TestServer s(o);
+  auto c = s.client();
+  auto first = submit(c, tiny_request(60));
+  auto second = submit(c, tiny_request(2));
+  for (int i = 0; i < 2000 && body_of(c.Get("/v1/jobs/" + first))["step"].get<int>() < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // A worker is free, but the only model is busy: the second job waits.
+  EXPECT_EQ(body_of(c.Get("/v1/jobs/" + second))["state"], "queued");
+  c.Delete("/v1/jobs/" + first);
+  EXPECT_EQ(wait_job(c, second)["state"], "succeeded");
+}
+
 TEST(ServerCore, FullQueueIsRefusedWith503AndNothingIsLost) {
   register_test_type();
   pictor::serve::ServerOptions o;

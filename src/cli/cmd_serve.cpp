@@ -59,6 +59,8 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--allow-private-urls", opts->allow_private_urls,
                 "Let chat image URLs point at loopback/private addresses");
+  cmd->add_option("--url-timeout", opts->url_timeout_s, "Seconds allowed to fetch an image URL in a chat message")
+      ->capture_default_str();
   cmd->add_option("--local-files", opts->local_files_dir, "Folder whose files chat messages may name by path");
   cmd->add_option("--cors-origin", opts->cors_origin, "Enable CORS for this origin (e.g. https://app.example)");
   cmd->add_option("--web-dir", opts->web_dir, "Serve the web page from this folder instead of the built-in one");
