@@ -21,7 +21,7 @@ using pictor::serve::ServerOptions;
 namespace {
 
 class RunningServer {
-public:
+ public:
   explicit RunningServer(ServerOptions options) : server_(std::move(options)) {
     port_ = server_.bind();
     thread_ = std::thread([this] { server_.run(); });
@@ -32,13 +32,13 @@ public:
   }
   httplib::Client client() const { return httplib::Client("127.0.0.1", port_); }
 
-private:
+ private:
   Server server_;
   int port_ = 0;
   std::thread thread_;
 };
 
-ServerOptions options_in(const fs::path &dir) {
+ServerOptions options_in(const fs::path& dir) {
   ServerOptions o;
   o.host = "127.0.0.1";
   o.port = 0;
@@ -48,42 +48,33 @@ ServerOptions options_in(const fs::path &dir) {
   return o;
 }
 
-void write_file(const fs::path &p, const std::string &bytes) {
+void write_file(const fs::path& p, const std::string& bytes) {
   fs::create_directories(p.parent_path());
   std::ofstream(p, std::ios::binary) << bytes;
 }
 
-std::string error_param(const std::string &body) {
+std::string error_param(const std::string& body) {
   return nlohmann::json::parse(body).at("error").at("param").get<std::string>();
 }
 
-} // namespace
+}  // namespace
 
 TEST(WebRoutes, ServesTheEmbeddedPageWithContentTypes) {
-  RunningServer server(
-      options_in(pictor::test::temp_dir("web_routes_embedded")));
+  RunningServer server(options_in(pictor::test::temp_dir("web_routes_embedded")));
   auto http = server.client();
   auto index = http.Get("/");
   ASSERT_TRUE(index);
   EXPECT_EQ(index->status, 200);
-  EXPECT_EQ(index->get_header_value("Content-Type"),
-            "text/html; charset=utf-8");
-  EXPECT_EQ(
-      index->body,
-      std::string(pictor::serve::find_embedded_web_asset("index.html")->bytes));
-  EXPECT_NE(index->get_header_value("Content-Security-Policy")
-                .find("script-src 'self'"),
-            std::string::npos);
+  EXPECT_EQ(index->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_EQ(index->body, std::string(pictor::serve::find_embedded_web_asset("index.html")->bytes));
+  EXPECT_NE(index->get_header_value("Content-Security-Policy").find("script-src 'self'"), std::string::npos);
   EXPECT_EQ(index->get_header_value("X-Content-Type-Options"), "nosniff");
 
   auto js = http.Get("/web/app.js");
   ASSERT_TRUE(js);
   EXPECT_EQ(js->status, 200);
-  EXPECT_EQ(js->get_header_value("Content-Type"),
-            "text/javascript; charset=utf-8");
-  EXPECT_EQ(
-      js->body,
-      std::string(pictor::serve::find_embedded_web_asset("app.js")->bytes));
+  EXPECT_EQ(js->get_header_value("Content-Type"), "text/javascript; charset=utf-8");
+  EXPECT_EQ(js->body, std::string(pictor::serve::find_embedded_web_asset("app.js")->bytes));
   auto css = http.Get("/web/style.css");
   ASSERT_TRUE(css);
   EXPECT_EQ(css->get_header_value("Content-Type"), "text/css; charset=utf-8");
@@ -95,13 +86,11 @@ TEST(WebRoutes, ServesTheEmbeddedPageWithContentTypes) {
 }
 
 TEST(WebRoutes, RefusesTraversalInEveryEncoding) {
-  RunningServer server(
-      options_in(pictor::test::temp_dir("web_routes_traversal")));
+  RunningServer server(options_in(pictor::test::temp_dir("web_routes_traversal")));
   auto http = server.client();
-  for (const char *path :
-       {"/web/../CMakeLists.txt", "/web/%2e%2e/CMakeLists.txt", "/web/%2E%2E/x",
-        "/web/..%2fx", "/web/%252e%252e/x", "/web/.%2e/x", "/web/a%5c..%5cx",
-        "/web//etc/passwd", "/web/./app.js", "/web/"}) {
+  for (const char* path :
+       {"/web/../CMakeLists.txt", "/web/%2e%2e/CMakeLists.txt", "/web/%2E%2E/x", "/web/..%2fx", "/web/%252e%252e/x",
+        "/web/.%2e/x", "/web/a%5c..%5cx", "/web//etc/passwd", "/web/./app.js", "/web/"}) {
     auto res = http.Get(path);
     ASSERT_TRUE(res) << path;
     EXPECT_EQ(res->status, 400) << path;
@@ -127,14 +116,12 @@ TEST(WebRoutes, WebDirServesThatFolderOnly) {
   auto js = http.Get("/web/app.js");
   ASSERT_TRUE(js);
   EXPECT_EQ(js->body, "console.log(1)");
-  EXPECT_EQ(js->get_header_value("Content-Type"),
-            "text/javascript; charset=utf-8");
+  EXPECT_EQ(js->get_header_value("Content-Type"), "text/javascript; charset=utf-8");
   // The built-in files are not mixed in.
   auto css = http.Get("/web/style.css");
   ASSERT_TRUE(css);
   EXPECT_EQ(css->status, 404);
-  for (const char *path : {"/web/../secret.txt", "/web/%2e%2e/secret.txt",
-                           "/web/..%2fsecret.txt"}) {
+  for (const char* path : {"/web/../secret.txt", "/web/%2e%2e/secret.txt", "/web/..%2fsecret.txt"}) {
     auto res = http.Get(path);
     ASSERT_TRUE(res) << path;
     EXPECT_EQ(res->status, 400) << path;
@@ -144,5 +131,5 @@ TEST(WebRoutes, WebDirServesThatFolderOnly) {
   ASSERT_TRUE(leak);
   EXPECT_EQ(leak->status, 404);
   EXPECT_NE(leak->body,
-            "secret"); // the JSON error, not the file behind the link
+            "secret");  // the JSON error, not the file behind the link
 }
