@@ -7,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "dev/conform.hpp"
+#include "expect_error.hpp"
 #include "formats/tensor_store.hpp"
 #include "models/clip_text.hpp"
 #include "support.hpp"
@@ -37,16 +38,7 @@ ClipTextConfig tiny_config(json j = tiny_config_json()) {
   return ClipTextConfig::from_json(JsonConfig(std::move(j), "tiny/config.json"));
 }
 
-template <class E>
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return "";
-}
+using test::error_of;
 
 // Writes a checkpoint folder (config.json + model.safetensors) from a recorded random model.
 fs::path write_checkpoint(const json& cfg, std::vector<std::pair<std::string, at::Tensor>> tensors) {

@@ -7,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "dev/conform.hpp"
+#include "expect_error.hpp"
 #include "formats/image.hpp"
 #include "models/clip_image_processor.hpp"
 #include "models/clip_model.hpp"
@@ -21,16 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <class E>
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return "";
-}
+using test::error_of;
 
 Image solid(int w, int h, int c, uint8_t r, uint8_t g, uint8_t b) {
   Image img(w, h, c);

@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "dev/conform.hpp"
+#include "expect_error.hpp"
 #include "models/idefics3.hpp"
 #include "models/idefics3_processor.hpp"
 #include "models/siglip_vision.hpp"
@@ -18,16 +19,7 @@ using models::Idefics3ProcessorConfig;
 
 namespace {
 
-template <class E>
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return "";
-}
+using test::error_of;
 
 bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
@@ -265,7 +257,9 @@ TEST(SiglipVision, ConfigAndInputErrors) {
   EXPECT_EQ(out.pooler_output.sizes(), (std::vector<int64_t>{2, 16}));
   EXPECT_EQ(out.hidden_states.size(), 2u);
   EXPECT_TRUE(contains(error_of<Error>([&] { model.forward(at::rand({1, 3, 40, 40})); }), "expects 32x32"));
-  EXPECT_TRUE(contains(error_of<Error>([&] { model.forward(at::rand({1, 3, 4, 32}), at::ones({1, 0, 4}, at::kBool)); }),
+  EXPECT_TRUE(contains(error_of<Error>([&] {
+                         model.forward(at::rand({1, 3, 4, 32}), at::ones({1, 0, 4}, at::kBool));
+                       }),
                        "smaller than patch_size"));
   // With a full patch mask the bucketized positions are the plain 0..N-1 of SigLIP.
   const at::Tensor x = at::rand({1, 3, 32, 32});
@@ -274,8 +268,12 @@ TEST(SiglipVision, ConfigAndInputErrors) {
 
 TEST(SiglipVision, PatchSizeNotDividingImageSizeFloorsTheGrid) {
   // SmolVLM-Instruct (2B): image_size 384, patch_size 14 -> 27 x 27 patches, the last 6 pixels unseen.
-  const JsonConfig cfg(json{{"hidden_size", 16}, {"intermediate_size", 32}, {"num_hidden_layers", 1},
-                            {"num_attention_heads", 2}, {"image_size", 30}, {"patch_size", 4}},
+  const JsonConfig cfg(json{{"hidden_size", 16},
+                            {"intermediate_size", 32},
+                            {"num_hidden_layers", 1},
+                            {"num_attention_heads", 2},
+                            {"image_size", 30},
+                            {"patch_size", 4}},
                        "s/config.json");
   const auto c = models::SiglipVisionConfig::from_json(cfg);
   EXPECT_EQ(c.patches_per_side(), 7);

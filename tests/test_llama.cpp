@@ -8,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "dev/conform.hpp"
+#include "expect_error.hpp"
 #include "formats/tensor_store.hpp"
 #include "models/kv_cache.hpp"
 #include "models/llama.hpp"
@@ -47,16 +48,7 @@ LlamaConfig tiny_config(json j = tiny_config_json()) {
   return LlamaConfig::from_json(JsonConfig(std::move(j), "tiny/config.json"));
 }
 
-template <class E>
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return "";
-}
+using test::error_of;
 
 bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;

@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "core/json_file.hpp"
 #include "dev/conform.hpp"
+#include "expect_error.hpp"
 #include "support.hpp"
 #include "tokenizers/bpe_tokenizer.hpp"
 #include "tokenizers/chat_template.hpp"
@@ -25,21 +26,9 @@ void expect_golden_pass(const std::string& rel, const std::string& kind_expected
   EXPECT_TRUE(rep.all_pass()) << rep.format();
 }
 
-void write_file(const std::filesystem::path& p, const std::string& text) {
-  std::ofstream f(p, std::ios::binary);
-  f << text;
-}
+using test::write_file;
 
-// Expects `fn` to throw pictor::Error whose message contains every one of `needles`.
-template <class Fn>
-void expect_error(Fn fn, std::initializer_list<std::string> needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
-  }
-}
+using test::expect_error;
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "core/json_file.hpp"
 #include "dev/conform.hpp"
+#include "expect_error.hpp"
 #include "support.hpp"
 #include "tokenizers/llm_tokenizer.hpp"
 #include "tokenizers/sentencepiece_model.hpp"
@@ -80,20 +81,9 @@ std::string read_bytes(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
-void write_file(const std::filesystem::path& p, const std::string& bytes) {
-  std::ofstream f(p, std::ios::binary);
-  f << bytes;
-}
+using test::write_file;
 
-template <class Fn>
-void expect_error(Fn fn, std::initializer_list<std::string> needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
-  }
-}
+using test::expect_error;
 
 const std::string kU = "\xE2\x96\x81";  // U+2581
 

@@ -1,5 +1,6 @@
 #pragma once
 // Reading JSON config files with errors that name the file and the field.
+#include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -42,11 +43,20 @@ class JsonConfig {
   T get(const std::string& key, const T& fallback) const {
     return has(key) ? get<T>(key) : fallback;
   }
+  // A positive integer field (sizes, counts): required, or with a default; zero or negative fails naming it.
+  int64_t positive(const std::string& key) const { return checked_positive(key, get<int64_t>(key)); }
+  int64_t positive(const std::string& key, int64_t fallback) const {
+    return checked_positive(key, get<int64_t>(key, fallback));
+  }
   [[noreturn]] void fail(const std::string& key, const std::string& problem) const {
     throw Error(source_ + ": field '" + key + "': " + problem);
   }
 
  private:
+  int64_t checked_positive(const std::string& key, int64_t v) const {
+    if (v <= 0) fail(key, "must be positive, got " + std::to_string(v));
+    return v;
+  }
   json j_ = json::object();
   std::string source_;
 };

@@ -12,13 +12,6 @@ namespace fs = std::filesystem;
 namespace pictor::models {
 
 namespace {
-// `fallback` < 0: the field is required.
-int64_t positive(const JsonConfig& cfg, const std::string& key, int64_t fallback = -1) {
-  const int64_t v = fallback < 0 ? cfg.get<int64_t>(key) : cfg.get<int64_t>(key, fallback);
-  if (v <= 0) cfg.fail(key, "must be positive, got " + std::to_string(v));
-  return v;
-}
-
 bool is_text_architecture(const std::string& a) {
   return a == "CLIPTextModel" || a == "CLIPTextModelWithProjection";
 }
@@ -31,7 +24,9 @@ ClipTextConfig parse_text_fields(const JsonConfig& cfg, bool sizes_required) {
 
   ClipTextConfig c;
   // Required sizes in a flat config; CLIPTextConfig's defaults (the struct's initial values) in a nested one.
-  auto size = [&](const char* key, int64_t fallback) { return positive(cfg, key, sizes_required ? -1 : fallback); };
+  auto size = [&](const char* key, int64_t fallback) {
+    return sizes_required ? cfg.positive(key) : cfg.positive(key, fallback);
+  };
   c.vocab_size = size("vocab_size", c.vocab_size);
   c.hidden_size = size("hidden_size", c.hidden_size);
   c.intermediate_size = size("intermediate_size", c.intermediate_size);

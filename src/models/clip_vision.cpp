@@ -6,27 +6,19 @@
 
 namespace pictor::models {
 
-namespace {
-int64_t positive(const JsonConfig& cfg, const std::string& key, int64_t fallback) {
-  const int64_t v = cfg.get<int64_t>(key, fallback);
-  if (v <= 0) cfg.fail(key, "must be positive, got " + std::to_string(v));
-  return v;
-}
-}  // namespace
-
 ClipVisionConfig ClipVisionConfig::from_json(const JsonConfig& cfg) {
   const std::string& src = cfg.source();
   if (cfg.has("model_type") && cfg.get<std::string>("model_type") != "clip_vision_model")
     throw Unsupported(src + ": field 'model_type': '" + cfg.get<std::string>("model_type") +
                       "' (expected 'clip_vision_model')");
   ClipVisionConfig c;
-  c.image_size = positive(cfg, "image_size", c.image_size);
-  c.patch_size = positive(cfg, "patch_size", c.patch_size);
-  c.num_channels = positive(cfg, "num_channels", c.num_channels);
-  c.hidden_size = positive(cfg, "hidden_size", c.hidden_size);
-  c.intermediate_size = positive(cfg, "intermediate_size", c.intermediate_size);
-  c.num_hidden_layers = positive(cfg, "num_hidden_layers", c.num_hidden_layers);
-  c.num_attention_heads = positive(cfg, "num_attention_heads", c.num_attention_heads);
+  c.image_size = cfg.positive("image_size", c.image_size);
+  c.patch_size = cfg.positive("patch_size", c.patch_size);
+  c.num_channels = cfg.positive("num_channels", c.num_channels);
+  c.hidden_size = cfg.positive("hidden_size", c.hidden_size);
+  c.intermediate_size = cfg.positive("intermediate_size", c.intermediate_size);
+  c.num_hidden_layers = cfg.positive("num_hidden_layers", c.num_hidden_layers);
+  c.num_attention_heads = cfg.positive("num_attention_heads", c.num_attention_heads);
   if (c.image_size % c.patch_size != 0)
     cfg.fail("patch_size",
              std::to_string(c.patch_size) + " does not divide image_size " + std::to_string(c.image_size));

@@ -15,12 +15,6 @@ namespace pictor::models {
 
 namespace {
 
-int64_t positive(const JsonConfig& cfg, const std::string& key, int64_t fallback) {
-  const int64_t v = cfg.get<int64_t>(key, fallback);
-  if (v <= 0) cfg.fail(key, "must be positive, got " + std::to_string(v));
-  return v;
-}
-
 std::vector<int64_t> id_list(const JsonConfig& cfg, const std::string& key) {
   const json& v = cfg.raw().at(key);
   if (v.is_number_integer()) return {v.get<int64_t>()};
@@ -61,17 +55,17 @@ LlamaConfig LlamaConfig::from_json(const JsonConfig& cfg) {
     throw Unsupported(src + ": field 'partial_rotary_factor': only 1.0 is implemented");
 
   LlamaConfig c;
-  c.vocab_size = positive(cfg, "vocab_size", c.vocab_size);
-  c.hidden_size = positive(cfg, "hidden_size", c.hidden_size);
-  c.intermediate_size = positive(cfg, "intermediate_size", c.intermediate_size);
-  c.num_hidden_layers = positive(cfg, "num_hidden_layers", c.num_hidden_layers);
-  c.num_attention_heads = positive(cfg, "num_attention_heads", c.num_attention_heads);
-  c.num_key_value_heads = positive(cfg, "num_key_value_heads", c.num_attention_heads);
+  c.vocab_size = cfg.positive("vocab_size", c.vocab_size);
+  c.hidden_size = cfg.positive("hidden_size", c.hidden_size);
+  c.intermediate_size = cfg.positive("intermediate_size", c.intermediate_size);
+  c.num_hidden_layers = cfg.positive("num_hidden_layers", c.num_hidden_layers);
+  c.num_attention_heads = cfg.positive("num_attention_heads", c.num_attention_heads);
+  c.num_key_value_heads = cfg.positive("num_key_value_heads", c.num_attention_heads);
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     cfg.fail("num_key_value_heads", std::to_string(c.num_key_value_heads) + " does not divide num_attention_heads " +
                                         std::to_string(c.num_attention_heads));
   if (cfg.has("head_dim")) {
-    c.head_dim = positive(cfg, "head_dim", 0);
+    c.head_dim = cfg.positive("head_dim", 0);
   } else {
     if (c.hidden_size % c.num_attention_heads != 0)
       cfg.fail("num_attention_heads", std::to_string(c.num_attention_heads) + " does not divide hidden_size " +
@@ -84,7 +78,7 @@ LlamaConfig LlamaConfig::from_json(const JsonConfig& cfg) {
   if (!(c.rms_norm_eps > 0)) cfg.fail("rms_norm_eps", "must be positive");
   c.rope_theta = cfg.get<double>("rope_theta", c.rope_theta);
   if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)) cfg.fail("rope_theta", "must be positive");
-  c.max_position_embeddings = positive(cfg, "max_position_embeddings", c.max_position_embeddings);
+  c.max_position_embeddings = cfg.positive("max_position_embeddings", c.max_position_embeddings);
   c.tie_word_embeddings = cfg.get<bool>("tie_word_embeddings", c.tie_word_embeddings);
   c.hidden_act = cfg.get<std::string>("hidden_act", c.hidden_act);
   c.activation = nn::parse_activation(c.hidden_act, src + ": field 'hidden_act'");

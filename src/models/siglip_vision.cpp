@@ -11,16 +11,6 @@
 namespace fs = std::filesystem;
 
 namespace pictor::models {
-namespace {
-
-int64_t positive(const JsonConfig& cfg, const std::string& key, int64_t fallback) {
-  const int64_t v = cfg.get<int64_t>(key, fallback);
-  if (v <= 0) cfg.fail(key, "must be positive, got " + std::to_string(v));
-  return v;
-}
-
-}  // namespace
-
 ClipEncoderConfig SiglipVisionConfig::encoder_config() const {
   ClipEncoderConfig e;
   e.hidden_size = hidden_size;
@@ -55,13 +45,13 @@ SiglipVisionConfig SiglipVisionConfig::from_json(const JsonConfig& cfg) {
 
 SiglipVisionConfig SiglipVisionConfig::from_flat_json(const JsonConfig& cfg, const SiglipVisionConfig& defaults) {
   SiglipVisionConfig c = defaults;
-  c.hidden_size = positive(cfg, "hidden_size", c.hidden_size);
-  c.intermediate_size = positive(cfg, "intermediate_size", c.intermediate_size);
-  c.num_hidden_layers = positive(cfg, "num_hidden_layers", c.num_hidden_layers);
-  c.num_attention_heads = positive(cfg, "num_attention_heads", c.num_attention_heads);
-  c.num_channels = positive(cfg, "num_channels", c.num_channels);
-  c.image_size = positive(cfg, "image_size", c.image_size);
-  c.patch_size = positive(cfg, "patch_size", c.patch_size);
+  c.hidden_size = cfg.positive("hidden_size", c.hidden_size);
+  c.intermediate_size = cfg.positive("intermediate_size", c.intermediate_size);
+  c.num_hidden_layers = cfg.positive("num_hidden_layers", c.num_hidden_layers);
+  c.num_attention_heads = cfg.positive("num_attention_heads", c.num_attention_heads);
+  c.num_channels = cfg.positive("num_channels", c.num_channels);
+  c.image_size = cfg.positive("image_size", c.image_size);
+  c.patch_size = cfg.positive("patch_size", c.patch_size);
   c.layer_norm_eps = cfg.get<double>("layer_norm_eps", c.layer_norm_eps);
   if (!(c.layer_norm_eps > 0)) cfg.fail("layer_norm_eps", "must be positive");
   c.hidden_act = cfg.get<std::string>("hidden_act", c.hidden_act);
@@ -73,8 +63,7 @@ SiglipVisionConfig SiglipVisionConfig::from_flat_json(const JsonConfig& cfg, con
   // patch_size need not divide image_size: the strided patch convolution floors the grid and the last
   // pixels are never seen, exactly as in transformers (SmolVLM-Instruct: 384 / 14 -> 27 x 27 patches).
   if (c.patch_size > c.image_size)
-    cfg.fail("patch_size",
-             std::to_string(c.patch_size) + " is larger than image_size " + std::to_string(c.image_size));
+    cfg.fail("patch_size", std::to_string(c.patch_size) + " is larger than image_size " + std::to_string(c.image_size));
   return c;
 }
 
