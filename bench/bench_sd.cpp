@@ -206,7 +206,8 @@ int main(int argc, char** argv) {
   }
   std::setvbuf(stdout, nullptr, _IONBF, 0);  // show each figure as soon as it is measured
   set_threads(threads);
-  std::printf("threads %d, conv prepacking %s\n", at::get_num_threads(), nn::conv_prepacking() ? "on" : "off");
+  std::printf("threads %d (%s), conv prepacking %s\n", at::get_num_threads(), blas_threading().c_str(),
+              nn::conv_prepacking() ? "on" : "off");
   const double gemm = gemm_gflops();
   std::printf("fp32 GEMM (2048^3, best of 5)   %.1f GFLOP/s\n", gemm);
   if (only.empty() || only == "sd15") bench_model(false, gemm, steps);

@@ -259,7 +259,7 @@ int main(int argc, char** argv) {
     }
   }
   set_threads(threads);
-  std::printf("threads %d\n", at::get_num_threads());
+  std::printf("threads %d (%s)\n", at::get_num_threads(), blas_threading().c_str());
   std::vector<ModelResult> results;
   if (only.empty() || only == "256m")
     results.push_back(bench_model("SmolVLM-256M", smolvlm_256m_config(), 512, prompt_tokens, decode_tokens));

@@ -1,8 +1,10 @@
 #include "core/runtime.hpp"
 
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 
 namespace pictor {
@@ -12,8 +14,32 @@ int default_threads() {
   return n > 0 ? static_cast<int>(n) : 1;
 }
 
+std::string blas_threading() {
+  // OpenBLAS exports openblas_get_parallel(): 0 = single-threaded build, 1 = pthreads, 2 = OpenMP.
+  using GetParallel = int (*)();
+  auto fn = reinterpret_cast<GetParallel>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+  if (!fn) return "not OpenBLAS";
+  switch (fn()) {
+    case 0: return "OpenBLAS serial";
+    case 1: return "OpenBLAS pthreads";
+    case 2: return "OpenBLAS OpenMP";
+    default: return "OpenBLAS";
+  }
+}
+
 void set_threads(int n) {
-  at::set_num_threads(n > 0 ? n : default_threads());
+  const int threads = n > 0 ? n : default_threads();
+  at::set_num_threads(threads);
+  // The pthreads OpenBLAS keeps its own thread pool next to libtorch's OpenMP pool; with more than one
+  // thread the two oversubscribe the cores and matrix products run 2-3x slower. Say so once.
+  static bool warned = false;
+  if (threads > 1 && !warned && blas_threading() == "OpenBLAS pthreads") {
+    warned = true;
+    std::fprintf(stderr,
+                 "pictor: warning: libtorch is using the pthreads build of OpenBLAS, which oversubscribes the "
+                 "cores next to libtorch's OpenMP threads (2-3x slower); install libopenblas0-openmp and select "
+                 "it (scripts/setup.sh does both)\n");
+  }
 }
 
 std::string env_or(const char* name, const std::string& fallback) {

@@ -8,6 +8,9 @@ namespace pictor {
 void set_threads(int n);
 int default_threads();
 
+// Which BLAS libtorch's matrix products run on, e.g. "OpenBLAS OpenMP" (the one to use), "OpenBLAS pthreads".
+std::string blas_threading();
+
 // Environment lookups with a fallback.
 std::string env_or(const char* name, const std::string& fallback);
 
