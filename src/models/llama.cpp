@@ -8,6 +8,7 @@
 #include "core/error.hpp"
 #include "formats/tensor_store.hpp"
 #include "nn/attention.hpp"
+#include "nn/decode_kernels.hpp"
 
 namespace fs = std::filesystem;
 
@@ -101,6 +102,7 @@ RmsNorm::RmsNorm(nn::ParamSource& p, const std::string& prefix, int64_t dim, dou
 }
 
 at::Tensor RmsNorm::operator()(const at::Tensor& x) const {
+  if (at::Tensor fused = nn::decode_kernels::rms_norm(x, weight, eps); fused.defined()) return fused;
   at::Tensor h = x.to(at::kFloat);
   h = h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * h.to(x.scalar_type());
@@ -191,8 +193,8 @@ at::Tensor LlamaModel::attention(const Layer& layer, int64_t index, const at::Te
                                  const at::Tensor& cos, const at::Tensor& sin, KVCache* cache) const {
   const int64_t B = x.size(0), T = x.size(1), H = config_.num_attention_heads, KV = config_.num_key_value_heads,
                 D = config_.head_dim, group = H / KV;
-  at::Tensor q = RotaryEmbedding::apply(layer.q_proj(x).view({B, T, H, D}).transpose(1, 2), cos, sin);
-  at::Tensor k = RotaryEmbedding::apply(layer.k_proj(x).view({B, T, KV, D}).transpose(1, 2), cos, sin);
+  at::Tensor q = RotaryEmbedding::apply_to_projection(layer.q_proj(x).view({B, T, H, D}), cos, sin);
+  at::Tensor k = RotaryEmbedding::apply_to_projection(layer.k_proj(x).view({B, T, KV, D}), cos, sin);
   at::Tensor v = layer.v_proj(x).view({B, T, KV, D}).transpose(1, 2);
   if (cache) std::tie(k, v) = cache->append(index, k, v);
   const int64_t S = k.size(2);
@@ -239,7 +241,7 @@ at::Tensor LlamaModel::decode(const at::Tensor& input, const at::Tensor& attenti
 }
 
 at::Tensor LlamaModel::lm_head(const at::Tensor& hidden) const {
-  return at::linear(hidden, lm_head_weight_);
+  return nn::linear(hidden, lm_head_weight_);
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& input, const at::Tensor& attention_mask,

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
+#include "nn/decode_kernels.hpp"
 
 namespace pictor::models {
 
@@ -26,6 +27,11 @@ at::Tensor RotaryEmbedding::apply(const at::Tensor& x, const at::Tensor& cos, co
   at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
   at::Tensor c = cos.unsqueeze(1).to(x.scalar_type()), s = sin.unsqueeze(1).to(x.scalar_type());
   return x * c + rotated * s;
+}
+
+at::Tensor RotaryEmbedding::apply_to_projection(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin) {
+  if (x.is_contiguous() && nn::decode_kernels::rotate_half_inplace(x, cos, sin)) return x.transpose(1, 2);
+  return apply(x.transpose(1, 2), cos, sin);
 }
 
 }  // namespace pictor::models

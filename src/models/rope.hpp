@@ -20,6 +20,9 @@ class RotaryEmbedding {
   std::pair<at::Tensor, at::Tensor> tables(const at::Tensor& position_ids) const;
   // x [B, H, T, dim] rotated with tables [B, T, dim].
   static at::Tensor apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+  // A fresh projection output x [B, T, H, dim] -> rotated [B, H, T, dim]. Rotates in place with a fused
+  // kernel when it can (inference on the CPU), else as apply().
+  static at::Tensor apply_to_projection(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin);
 
   int64_t dim() const { return dim_; }
 

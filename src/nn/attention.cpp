@@ -6,12 +6,14 @@
 #include <atomic>
 #include <cmath>
 
+#include "nn/decode_kernels.hpp"
 #include "nn/flop_counter.hpp"
 
 namespace pictor::nn {
 
 namespace {
 std::atomic<int64_t> g_chunk_bytes{64ll << 20};
+constexpr int64_t kSmallQueryRows = 16;
 
 // Scratch buffers reused by successive inference-mode calls on the same thread.
 at::Tensor& scratch(int which) {
@@ -56,6 +58,13 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
       outs.push_back(at::bmm(at::softmax(sc, -1), v3));
     }
     return at::cat(outs, 1).view({B, H, Tq, v.size(3)});
+  }
+
+  // A few query rows against a cache (token-by-token decoding): one fused pass per row instead of
+  // bmm/softmax/bmm dispatches that cost more than their arithmetic.
+  if (Tq <= kSmallQueryRows) {
+    at::Tensor fused = decode_kernels::small_query_attention(q, k, v, mask, scale);
+    if (fused.defined()) return fused;
   }
 
   at::Tensor out = at::empty({BH, Tq, v.size(3)}, q.options());

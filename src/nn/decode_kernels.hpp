@@ -1,0 +1,37 @@
+#pragma once
+// Hand-written CPU kernels for the memory-bound part of language-model decoding (one new token per
+// step). A decode step is ~40 small ATen ops per layer; for a 256M model the weights stream in ~20 ms per
+// token while the dispatch, parallel-region and temporary-tensor overhead of those ops added another
+// ~10 ms. These kernels do the same arithmetic in one pass each:
+//
+//   matvec        y = W x + b for one input row (BLAS sgemm packs the whole matrix for a single row);
+//   rms_norm      Llama's RMSNorm;
+//   rotate_half   RoPE applied in place to a [B, T, H, D] projection output;
+//   small_query_attention   softmax(q k^T * scale + mask) v for a few query rows against a KV cache.
+//
+// Each returns an undefined tensor (or false) when its fast path does not apply -- not CPU, not float32,
+// autograd recording, an unexpected layout, no AVX2/FMA -- and the caller then runs the ATen expression,
+// which stays the reference: tests compare the two.
+#include <ATen/core/Tensor.h>
+
+namespace pictor::nn::decode_kernels {
+
+// Whether the fast paths may run for these tensors: CPU float32, and no gradient to record.
+bool applicable(const at::Tensor& a);
+
+// weight [N, K] contiguous, x with K elements, bias [N] or undefined -> [N]. Undefined if not applicable.
+at::Tensor matvec(const at::Tensor& weight, const at::Tensor& x, const at::Tensor& bias);
+
+// x [..., C] -> weight * x / sqrt(mean(x^2) + eps), per row. Undefined if not applicable.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+
+// Rotates x [B, T, H, D] (contiguous) in place with tables cos/sin [B or 1, T, D] (the two halves of each
+// table row equal, as RotaryEmbedding builds them). Returns false (x untouched) if not applicable.
+bool rotate_half_inplace(at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+// q [B, H, Tq, D], k/v [B, H, S, D] (any strides with a unit last stride), additive mask broadcastable to
+// [B, H, Tq, S] or undefined -> [B, H, Tq, D]. Meant for Tq * D small (decode); undefined if not applicable.
+at::Tensor small_query_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                                 double scale);
+
+}  // namespace pictor::nn::decode_kernels
