@@ -199,6 +199,8 @@ int main(int argc, char** argv) {
       only = argv[++i];
     else if (!std::strcmp(argv[i], "--steps") && i + 1 < argc)
       steps = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--no-prepack"))
+      nn::set_conv_prepacking(false);
     else {
       std::fprintf(stderr, "usage: bench_sd [--threads N] [--only sd15|sd21] [--steps N] [--no-prepack]\n");
       return 2;

@@ -199,7 +199,25 @@ TEST(UNet, PrepackedConvMatchesConvAndFollowsWeightEdits) {
     c10::InferenceMode guard;
     EXPECT_LE((packed(x) - plain(x)).abs().max().item<double>(), 1e-5);
   }
-  plain.weight.mul_(2.0);  // e.g. a LoRA merge: the cached copy must not go stale
+  EXPECT_FALSE(packed.plain_weight_released());  // `plain` still references the weight
+  plain.weight.mul_(2.0);                        // e.g. a LoRA merge: the cached copy must not go stale
   c10::InferenceMode guard;
   EXPECT_LE((packed(x) - plain(x)).abs().max().item<double>(), 1e-5);
+}
+
+TEST(UNet, PrepackedConvReleasesASoleWeightAndRebuildsIt) {
+  nn::RandomParams params(17);
+  nn::Conv2d plain(params, "c", 8, 16, 3, 1, 1);
+  const at::Tensor original = plain.weight.clone();
+  const at::Tensor x = randn({1, 8, 6, 5}, 18);
+  const at::Tensor want = plain(x);
+  nn::PrepackedConv2d packed(std::move(plain));  // the layer now holds the only reference
+  {
+    c10::InferenceMode guard;
+    EXPECT_LE((packed(x) - want).abs().max().item<double>(), 1e-5);
+  }
+  EXPECT_TRUE(packed.plain_weight_released());  // only the packed copy is kept
+  // The plain path (autograd on) rebuilds the weight from the packed copy, bit for bit.
+  EXPECT_LE((packed(x) - want).abs().max().item<double>(), 1e-5);
+  EXPECT_TRUE(at::equal(packed.weight(), original));
 }

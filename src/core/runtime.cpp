@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -40,6 +41,10 @@ void set_threads(int n) {
                  "cores next to libtorch's OpenMP threads (2-3x slower); install libopenblas0-openmp and select "
                  "it (scripts/setup.sh does both)\n");
   }
+}
+
+void release_free_heap() {
+  malloc_trim(0);
 }
 
 std::string env_or(const char* name, const std::string& fallback) {

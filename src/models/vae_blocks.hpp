@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/conv_prepack.hpp"
 #include "nn/layers.hpp"
 #include "nn/param_source.hpp"
 
@@ -17,12 +18,13 @@ namespace pictor::models {
 // conv_shortcut when the channel count changes.
 struct VaeResnetBlock {
   nn::GroupNorm norm1, norm2;
-  nn::Conv2d conv1, conv2, conv_shortcut;  // conv_shortcut undefined when in == out
+  nn::PrepackedConv2d conv1, conv2, conv_shortcut;  // conv_shortcut undefined when in == out
   nn::Activation act = nn::Activation::SiLU;
   VaeResnetBlock() = default;
   VaeResnetBlock(nn::ParamSource& p, const std::string& prefix, int64_t in, int64_t out, int64_t groups,
                  nn::Activation act);
-  at::Tensor operator()(const at::Tensor& x) const;
+  // Takes x by value: pass std::move(h) so the block can free its input early.
+  at::Tensor operator()(at::Tensor x) const;
 };
 
 // The mid-block attention: GroupNorm, one head spanning all channels, residual connection. Accepts
@@ -44,7 +46,7 @@ struct VaeMidBlock {
   VaeMidBlock() = default;
   VaeMidBlock(nn::ParamSource& p, const std::string& prefix, int64_t channels, int64_t groups, nn::Activation act,
               bool add_attention);
-  at::Tensor operator()(const at::Tensor& x) const;
+  at::Tensor operator()(at::Tensor x) const;
 };
 
 // Architecture shared by encoder and decoder, taken from AutoencoderKLConfig.
@@ -69,9 +71,9 @@ class VaeEncoder {
  private:
   struct Level {
     std::vector<VaeResnetBlock> resnets;
-    nn::Conv2d downsample;  // undefined on the last level
+    nn::PrepackedConv2d downsample;  // undefined on the last level
   };
-  nn::Conv2d conv_in_, conv_out_;
+  nn::PrepackedConv2d conv_in_, conv_out_;
   std::vector<Level> levels_;
   VaeMidBlock mid_;
   nn::GroupNorm norm_out_;
@@ -89,9 +91,9 @@ class VaeDecoder {
  private:
   struct Level {
     std::vector<VaeResnetBlock> resnets;
-    nn::Conv2d upsample;  // undefined on the last level
+    nn::PrepackedConv2d upsample;  // undefined on the last level
   };
-  nn::Conv2d conv_in_, conv_out_;
+  nn::PrepackedConv2d conv_in_, conv_out_;
   VaeMidBlock mid_;
   std::vector<Level> levels_;
   nn::GroupNorm norm_out_;

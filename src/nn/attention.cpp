@@ -28,6 +28,11 @@ at::Tensor scratch_view(int which, int64_t a, int64_t b, int64_t c, const at::Te
 }
 }  // namespace
 
+void release_attention_scratch() {
+  scratch(0) = at::Tensor();
+  scratch(1) = at::Tensor();
+}
+
 void set_attention_chunk_bytes(int64_t bytes) {
   g_chunk_bytes = std::max<int64_t>(bytes, 1 << 16);
 }

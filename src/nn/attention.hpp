@@ -13,6 +13,10 @@ namespace pictor::nn {
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask = {},
                      double scale = 0.0);
 
+// Frees this thread's reusable score buffers (up to 2 x the chunk size): a pipeline calls it between
+// stages, e.g. before the VAE decode, so buffers sized for the UNet do not sit beside the decoder's peak.
+void release_attention_scratch();
+
 // Maximum bytes of one score chunk (default 64 MiB); exposed for benchmarks and tests.
 void set_attention_chunk_bytes(int64_t bytes);
 int64_t attention_chunk_bytes();

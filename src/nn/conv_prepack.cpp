@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 
@@ -22,44 +23,85 @@ bool conv_prepacking() {
 
 struct PrepackedConv2d::Cache {
   std::mutex mutex;
+  Conv2d conv;        // conv.weight is undefined while released
   at::Tensor packed;  // oneDNN (MkldnnCPU) tensor
   // The weight this copy was made from: an in-place edit (e.g. merging a LoRA) bumps the version and
   // triggers a fresh reorder.
   const void* source = nullptr;
   int64_t version = 0;
   bool failed = false;  // this libtorch cannot pack: stay on the plain path
+  int64_t fan_in = 0;   // in_channels * k * k, for the FLOP counter
+
+  // The plain weight, rebuilt from the packed copy when it was released. Caller holds the mutex.
+  const at::Tensor& plain_weight() {
+    if (!conv.weight.defined()) {
+      at::Tensor dense;
+      {
+        c10::InferenceMode guard;  // oneDNN tensors cannot pass through the autograd dispatch
+        dense = packed.to_dense();
+      }
+      // A normal tensor again (an inference tensor could not be saved for backward).
+      conv.weight = c10::InferenceMode::is_enabled() ? dense : dense.clone();
+    }
+    return conv.weight;
+  }
 };
 
-PrepackedConv2d::PrepackedConv2d(Conv2d conv) : conv_(std::move(conv)), cache_(std::make_shared<Cache>()) {}
+PrepackedConv2d::PrepackedConv2d(Conv2d conv) : cache_(std::make_shared<Cache>()) {
+  cache_->fan_in = conv.weight.numel() / std::max<int64_t>(conv.weight.size(0), 1);
+  cache_->conv = std::move(conv);
+}
+
+at::Tensor PrepackedConv2d::weight() const {
+  std::lock_guard<std::mutex> lock(cache_->mutex);
+  return cache_->plain_weight();
+}
+
+bool PrepackedConv2d::plain_weight_released() const {
+  std::lock_guard<std::mutex> lock(cache_->mutex);
+  return !cache_->conv.weight.defined();
+}
 
 at::Tensor PrepackedConv2d::operator()(const at::Tensor& x) const {
-  const bool usable = cache_ && g_prepack && at::hasMKLDNN() && x.is_cpu() && x.scalar_type() == at::kFloat &&
-                      conv_.weight.is_cpu() && conv_.weight.scalar_type() == at::kFloat &&
-                      (!at::GradMode::is_enabled() || c10::InferenceMode::is_enabled());
-  if (!usable) return conv_(x);
-  const std::vector<int64_t> stride{conv_.stride, conv_.stride}, padding{conv_.padding, conv_.padding}, dilation{1, 1};
-  at::Tensor packed;
+  Cache& c = *cache_;
+  const std::vector<int64_t> padding{c.conv.padding, c.conv.padding}, stride{c.conv.stride, c.conv.stride};
+  const std::vector<int64_t> dilation{1, 1};
+  Conv2d plain;  // set when the plain path runs (outside the lock)
+  at::Tensor packed, bias;
   {
-    std::lock_guard<std::mutex> lock(cache_->mutex);
-    if (cache_->failed) return conv_(x);
-    const void* source = conv_.weight.data_ptr();
-    // Inference tensors have no version counter (they cannot be modified outside inference mode).
-    const int64_t version = conv_.weight.is_inference() ? 0 : conv_.weight._version();
-    if (!cache_->packed.defined() || cache_->source != source || cache_->version != version) {
-      try {
-        cache_->packed = at::mkldnn_reorder_conv2d_weight(conv_.weight.to_mkldnn(), padding, stride, dilation, 1);
-        cache_->source = source, cache_->version = version;
-      } catch (const c10::Error&) {
-        cache_->failed = true;
-        cache_->packed = at::Tensor();
-        return conv_(x);
+    std::lock_guard<std::mutex> lock(c.mutex);
+    const bool usable = g_prepack && !c.failed && at::hasMKLDNN() && x.is_cpu() && x.scalar_type() == at::kFloat &&
+                        (c.packed.defined() || (c.conv.weight.is_cpu() && c.conv.weight.scalar_type() == at::kFloat)) &&
+                        (!at::GradMode::is_enabled() || c10::InferenceMode::is_enabled());
+    if (usable && c.conv.weight.defined()) {
+      const void* source = c.conv.weight.data_ptr();
+      // Inference tensors have no version counter (they cannot be modified outside inference mode).
+      const int64_t version = c.conv.weight.is_inference() ? 0 : c.conv.weight._version();
+      if (!c.packed.defined() || c.source != source || c.version != version) {
+        try {
+          c.packed = at::mkldnn_reorder_conv2d_weight(c.conv.weight.to_mkldnn(), padding, stride, dilation, 1);
+          c.source = source, c.version = version;
+        } catch (const c10::Error&) {
+          c.failed = true;
+          c.packed = at::Tensor();
+        }
       }
+      // Nobody else can see (or edit) a weight only this layer references: keep just the packed copy.
+      if (c.packed.defined() && c.conv.weight.use_count() == 1 && c.conv.weight.storage().use_count() == 1)
+        c.conv.weight = at::Tensor();
     }
-    packed = cache_->packed;
+    if (usable && c.packed.defined()) {
+      packed = c.packed;
+      bias = c.conv.bias;
+    } else {
+      c.plain_weight();
+      plain = c.conv;
+    }
   }
-  at::Tensor y = at::mkldnn_convolution(x.contiguous(), packed, conv_.bias, padding, stride, dilation, 1);
+  if (!packed.defined()) return plain(x);
+  at::Tensor y = at::mkldnn_convolution(x.contiguous(), packed, bias, padding, stride, dilation, 1);
   if (FlopCounter::enabled())  // same count as nn::Conv2d: in_channels * k * k multiply-adds per output
-    FlopCounter::add(2.0 * double(y.numel()) * double(conv_.weight.numel() / conv_.weight.size(0)));
+    FlopCounter::add(2.0 * double(y.numel()) * double(c.fan_in));
   return y;
 }
 

@@ -104,4 +104,15 @@ at::Tensor activate(const at::Tensor& x, Activation a) {
   return x;
 }
 
+at::Tensor& activate_(at::Tensor& x, Activation a) {
+  switch (a) {
+    case Activation::SiLU: return at::silu_(x);
+    case Activation::GELU: return x.copy_(at::gelu(x));
+    case Activation::GELUTanh: return x.copy_(at::gelu(x, "tanh"));
+    case Activation::QuickGELU: return x.mul_(at::sigmoid(x * 1.702));
+    case Activation::ReLU: return at::relu_(x);
+  }
+  return x;
+}
+
 }  // namespace pictor::nn

@@ -65,5 +65,7 @@ struct Embedding {
 enum class Activation { SiLU, GELU, GELUTanh, QuickGELU, ReLU };
 Activation parse_activation(const std::string& name, const std::string& where);
 at::Tensor activate(const at::Tensor& x, Activation a);
+// In place (x is overwritten and returned); only for tensors autograd does not need.
+at::Tensor& activate_(at::Tensor& x, Activation a);
 
 }  // namespace pictor::nn

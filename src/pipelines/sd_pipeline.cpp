@@ -6,6 +6,8 @@
 #include <memory>
 
 #include "core/error.hpp"
+#include "core/runtime.hpp"
+#include "nn/attention.hpp"
 #include "pipelines/prompt_conditioning.hpp"
 #include "schedulers/noise.hpp"
 #include "schedulers/scheduler.hpp"
@@ -157,7 +159,11 @@ SdResult run_stable_diffusion(const StableDiffusionModel& m, const SdRequest& r,
     }
   }
 
+  // The denoising loop's buffers are dead now; free them before the decoder sets the memory peak.
+  nn::release_attention_scratch();
+  release_free_heap();
   at::Tensor decoded = decode_raw(m, latents, m.decode_with_taesd);
+  nn::release_attention_scratch();
   at::Tensor image = to_unit_range(decoded);
   if (r.mask.defined()) {
     // Keep the untouched pixels exactly: paste the generated content only inside the mask.
