@@ -29,7 +29,10 @@ GegluFeedForward::GegluFeedForward(nn::ParamSource& p, const std::string& prefix
 at::Tensor GegluFeedForward::operator()(const at::Tensor& x) const {
   at::Tensor h = proj(x);
   const int64_t inner = h.size(-1) / 2;
-  return out(h.narrow(-1, 0, inner) * at::gelu(h.narrow(-1, inner, inner)));
+  at::Tensor gate = at::gelu(h.narrow(-1, inner, inner));
+  // Without autograd the product overwrites the activation instead of allocating a third [T, inner] map.
+  const bool in_place = !at::GradMode::is_enabled() || c10::InferenceMode::is_enabled();
+  return out(in_place ? gate.mul_(h.narrow(-1, 0, inner)) : h.narrow(-1, 0, inner) * gate);
 }
 
 BasicTransformerBlock::BasicTransformerBlock(nn::ParamSource& p, const std::string& prefix, int64_t dim, int64_t heads,

@@ -1,6 +1,7 @@
 #include "nn/attention.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <atomic>
@@ -14,24 +15,10 @@ namespace pictor::nn {
 namespace {
 std::atomic<int64_t> g_chunk_bytes{64ll << 20};
 constexpr int64_t kSmallQueryRows = 16;
+// Query rows per task: a 128 x 4096 score block is 2 MiB, cache-sized.
+constexpr int64_t kRowsPerTask = 128;
 
-// Scratch buffers reused by successive inference-mode calls on the same thread.
-at::Tensor& scratch(int which) {
-  thread_local at::Tensor buf[2];
-  return buf[which];
-}
-at::Tensor scratch_view(int which, int64_t a, int64_t b, int64_t c, const at::TensorOptions& opt) {
-  at::Tensor& s = scratch(which);
-  const int64_t need = a * b * c;
-  if (!s.defined() || s.numel() < need || s.device() != opt.device()) s = at::empty({need}, opt);
-  return s.narrow(0, 0, need).view({a, b, c});
-}
 }  // namespace
-
-void release_attention_scratch() {
-  scratch(0) = at::Tensor();
-  scratch(1) = at::Tensor();
-}
 
 void set_attention_chunk_bytes(int64_t bytes) {
   g_chunk_bytes = std::max<int64_t>(bytes, 1 << 16);
@@ -46,15 +33,15 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   if (scale <= 0) scale = 1.0 / std::sqrt(static_cast<double>(D));
   const int64_t BH = B * H;
   if (FlopCounter::enabled()) FlopCounter::add(2.0 * double(BH) * double(Tq) * double(Tk) * double(D + v.size(3)));
-  at::Tensor q3 = q.reshape({BH, Tq, D});
-  at::Tensor kt = k.reshape({BH, Tk, D}).transpose(1, 2);
-  at::Tensor v3 = v.reshape({BH, Tk, v.size(3)});
   at::Tensor m4;
   if (mask.defined()) m4 = mask.expand({B, H, Tq, Tk});
-  const int64_t row_bytes = BH * Tk * static_cast<int64_t>(sizeof(float));
-  const int64_t chunk = std::clamp<int64_t>(attention_chunk_bytes() / std::max<int64_t>(row_bytes, 1), 1, Tq);
 
   if (at::GradMode::is_enabled() && !c10::InferenceMode::is_enabled()) {
+    const at::Tensor q3 = q.reshape({BH, Tq, D});
+    const at::Tensor kt = k.reshape({BH, Tk, D}).transpose(1, 2);
+    const at::Tensor v3 = v.reshape({BH, Tk, v.size(3)});
+    const int64_t row_bytes = BH * Tk * static_cast<int64_t>(sizeof(float));
+    const int64_t chunk = std::clamp<int64_t>(attention_chunk_bytes() / std::max<int64_t>(row_bytes, 1), 1, Tq);
     std::vector<at::Tensor> outs;
     for (int64_t s = 0; s < Tq; s += chunk) {
       int64_t n = std::min(chunk, Tq - s);
@@ -72,23 +59,36 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     if (fused.defined()) return fused;
   }
 
-  at::Tensor out = at::empty({BH, Tq, v.size(3)}, q.options());
-  for (int64_t s = 0; s < Tq; s += chunk) {
-    int64_t n = std::min(chunk, Tq - s);
-    at::Tensor sc = scratch_view(0, BH, n, Tk, q.options());
-    at::bmm_out(sc, q3.narrow(1, s, n), kt);
-    sc.mul_(scale);
-    if (m4.defined()) sc.add_(m4.narrow(2, s, n).reshape({BH, n, Tk}));
-    at::Tensor pr = scratch_view(1, BH, n, Tk, q.options());
-    at::_softmax_out(pr, sc, -1, false);
-    if (n == Tq) {
-      at::bmm_out(out, pr, v3);
-    } else {
-      at::Tensor o = out.narrow(1, s, n);
-      o.copy_(at::bmm(pr, v3));
+  // (head, row block) tasks spread over the threads. Each task runs single-threaded GEMMs into a score
+  // block of `rows` x Tk floats that stays in cache, applies the softmax there and multiplies by the
+  // values straight into its output rows. Against one chunk of all heads at once (scores of 64 MiB,
+  // streamed through memory by the scale, softmax and second product) this is ~1.5x faster for the
+  // 4096-token self-attention of a 512x512 UNet.
+  // Heads are addressed in place ([T, D] slices with a row stride, which BLAS takes as its leading
+  // dimension), and the output is written as [B, Tq, H, Dv], so neither the inputs' head split nor the
+  // caller's head merge costs a copy.
+  const int64_t Dv = v.size(3);
+  const at::Tensor qs = q * scale;  // the scale folded into q: a pass over [Tq, D], not over the scores
+  at::Tensor out = at::empty({B, Tq, H, Dv}, q.options());
+  const at::Tensor out_heads = out.permute({0, 2, 1, 3});  // [B, H, Tq, Dv] view
+  const int64_t rows = std::clamp<int64_t>(attention_chunk_bytes() / (Tk * static_cast<int64_t>(sizeof(float))), 1,
+                                           std::min<int64_t>(kRowsPerTask, Tq));
+  const int64_t blocks = (Tq + rows - 1) / rows;
+  const bool inference = c10::InferenceMode::is_enabled();
+  at::parallel_for(0, BH * blocks, 1, [&](int64_t begin, int64_t end) {
+    c10::InferenceMode guard(inference);  // thread-local: the worker threads need it too
+    at::Tensor scores = at::empty({rows, Tk}, q.options()), probs = at::empty({rows, Tk}, q.options());
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / blocks / H, h = i / blocks % H, s = (i % blocks) * rows, n = std::min(rows, Tq - s);
+      at::Tensor sc = scores.narrow(0, 0, n), pr = probs.narrow(0, 0, n);
+      at::mm_out(sc, qs[b][h].narrow(0, s, n), k[b][h].t());
+      if (m4.defined()) sc.add_(m4[b][h].narrow(0, s, n));
+      at::_softmax_out(pr, sc, -1, false);
+      at::Tensor o = out_heads[b][h].narrow(0, s, n);
+      at::mm_out(o, pr, v[b][h]);
     }
-  }
-  return out.view({B, H, Tq, v.size(3)});
+  });
+  return out_heads;
 }
 
 }  // namespace pictor::nn

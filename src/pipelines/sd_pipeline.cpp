@@ -7,7 +7,6 @@
 
 #include "core/error.hpp"
 #include "core/runtime.hpp"
-#include "nn/attention.hpp"
 #include "pipelines/prompt_conditioning.hpp"
 #include "schedulers/noise.hpp"
 #include "schedulers/scheduler.hpp"
@@ -159,11 +158,10 @@ SdResult run_stable_diffusion(const StableDiffusionModel& m, const SdRequest& r,
     }
   }
 
-  // The denoising loop's buffers are dead now; free them before the decoder sets the memory peak.
-  nn::release_attention_scratch();
+  // The denoising loop's activations are dead now; hand their heap space back before the decoder sets
+  // the memory peak.
   release_free_heap();
   at::Tensor decoded = decode_raw(m, latents, m.decode_with_taesd);
-  nn::release_attention_scratch();
   at::Tensor image = to_unit_range(decoded);
   if (r.mask.defined()) {
     // Keep the untouched pixels exactly: paste the generated content only inside the mask.
