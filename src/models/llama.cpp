@@ -228,12 +228,23 @@ at::Tensor LlamaModel::decode(const at::Tensor& input, const at::Tensor& attenti
   const at::Tensor mask = llama_attention_mask(attention_mask, past, T, h.options());
 
   if (hidden_states) hidden_states->clear();
+  // In place only on buffers this function allocated: h starts as the caller's input when it passes
+  // embeddings, and recorded hidden states must keep their values.
+  const bool in_place = !at::GradMode::is_enabled() || c10::InferenceMode::is_enabled();
+  if (in_place && !ids) h = h.clone();
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (hidden_states) hidden_states->push_back(h);
     const Layer& l = layers_[i];
-    h = h + attention(l, static_cast<int64_t>(i), l.input_layernorm(h), mask, cos, sin, cache);
+    const at::Tensor a = attention(l, static_cast<int64_t>(i), l.input_layernorm(h), mask, cos, sin, cache);
+    h = in_place && !hidden_states ? h.add_(a) : h + a;
     const at::Tensor x = l.post_attention_layernorm(h);
-    h = h + l.down_proj(nn::activate(l.gate_proj(x), config_.activation) * l.up_proj(x));
+    at::Tensor gate = l.gate_proj(x);
+    // Without autograd the activation and the gating product reuse the gate's buffer (decoding runs
+    // this 30+ times per token; each saved temporary is a saved allocation).
+    gate = in_place ? nn::activate_(gate, config_.activation).mul_(l.up_proj(x))
+                    : nn::activate(gate, config_.activation) * l.up_proj(x);
+    const at::Tensor m = l.down_proj(gate);
+    h = in_place && !hidden_states ? h.add_(m) : h + m;
   }
   h = norm_(h);
   if (hidden_states) hidden_states->push_back(h);
