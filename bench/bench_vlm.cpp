@@ -99,8 +99,8 @@ json smolvlm_2b_config() {
             {"num_attention_heads", 16},
             {"num_channels", 3},
             // Published: image_size 384 with patch_size 14 (transformers' stride-14 convolution drops the
-            // last 6 pixels: 27x27 patches). The port refuses a patch size that does not divide the image
-            // size, so the bench uses 378 = 27 * 14: the same 729 patches and the same compute.
+            // last 6 pixels: 27x27 patches; the port floors the grid the same way). The bench states the
+            // grid exactly, 378 = 27 * 14: the same 729 patches and the same compute.
             {"image_size", 378},
             {"patch_size", 14},
             {"hidden_act", "gelu_pytorch_tanh"},
