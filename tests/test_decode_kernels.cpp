@@ -1,5 +1,6 @@
 // The hand-written decode kernels against the ATen expressions they replace (the reference).
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include "models/rope.hpp"
@@ -92,6 +93,31 @@ TEST(DecodeKernels, SmallQueryAttentionAgainstACacheView) {
   expect_close(dk::small_query_attention(q, k, v, mask, 0.125), reference_attention(q, k, v, mask, 0.125));
   // nn::attention takes the kernel for few query rows and must agree with its chunked path.
   expect_close(attention(q, k, v, mask, 0.125), reference_attention(q, k, v, mask, 0.125));
+}
+
+// OpenBLAS's own threading rounds differently per thread count (these shapes differ by ~1e-5 through
+// at::linear with 1 and 2 threads); nn::linear must give the same bits, or seeds stop reproducing images
+// across --threads.
+TEST(CpuLinear, SameBitsOnOneAndTwoThreads) {
+  c10::InferenceMode guard;
+  const int saved = at::get_num_threads();
+  for (auto [M, K, N] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t>>{{48, 64, 256}, {300, 576, 576}, {7, 33, 600}}) {
+    const at::Tensor x = at::randn({1, M, K}), w = at::randn({N, K}), b = at::randn({N});
+    at::set_num_threads(1);
+    const at::Tensor one = nn::linear(x, w, b);
+    at::set_num_threads(2);
+    const at::Tensor two = nn::linear(x, w, b);
+    EXPECT_TRUE(at::equal(one, two)) << M << "x" << K << "x" << N;
+    expect_close(two, at::linear(x, w, b), 1e-5);
+    // Attention blocks are single-threaded BLAS calls too.
+    const at::Tensor q = at::randn({1, 2, M, 40}), k = at::randn({1, 2, M, 40}), v = at::randn({1, 2, M, 40});
+    at::set_num_threads(1);
+    const at::Tensor a1 = attention(q, k, v);
+    at::set_num_threads(2);
+    EXPECT_TRUE(at::equal(a1, attention(q, k, v)));
+  }
+  at::set_num_threads(saved);
 }
 
 }  // namespace

@@ -79,7 +79,7 @@ at::Tensor Idefics3Model::connector(const at::Tensor& x) const {
   at::Tensor h = x.reshape({N, side, side / s, C * s});
   h = h.permute({0, 2, 1, 3}).reshape({N, side / s, side / s, C * s * s});
   h = h.permute({0, 2, 1, 3}).reshape({N, seq / (s * s), C * s * s});
-  return at::linear(h, projection_);
+  return nn::linear(h, projection_);
 }
 
 at::Tensor Idefics3Model::encode_images(const at::Tensor& pixel_values, const at::Tensor& pixel_attention_mask,

@@ -160,9 +160,9 @@ at::Tensor SiglipVisionModel::pool(const at::Tensor& h) const {
   const auto w = head_.in_proj_weight.chunk(3, 0);
   const auto b = head_.in_proj_bias.chunk(3, 0);
   const at::Tensor probe = head_.probe.expand({B, 1, C});
-  const at::Tensor q = at::linear(probe, w[0], b[0]).view({B, 1, NH, D}).transpose(1, 2);
-  const at::Tensor k = at::linear(h, w[1], b[1]).view({B, T, NH, D}).transpose(1, 2);
-  const at::Tensor v = at::linear(h, w[2], b[2]).view({B, T, NH, D}).transpose(1, 2);
+  const at::Tensor q = nn::linear(probe, w[0], b[0]).view({B, 1, NH, D}).transpose(1, 2);
+  const at::Tensor k = nn::linear(h, w[1], b[1]).view({B, T, NH, D}).transpose(1, 2);
+  const at::Tensor v = nn::linear(h, w[2], b[2]).view({B, T, NH, D}).transpose(1, 2);
   const at::Tensor o = head_.out_proj(nn::attention(q, k, v).transpose(1, 2).reshape({B, 1, C}));
   return (o + head_.mlp(head_.layernorm(o))).select(1, 0);
 }

@@ -65,7 +65,7 @@ void load_projection(nn::ParamSource& p, const std::string& name, int64_t in, in
 }
 // The projection as a linear map over the channel (last) dimension of tokens.
 at::Tensor project(const at::Tensor& tokens, const at::Tensor& w, const at::Tensor& b) {
-  return at::linear(tokens, w.dim() == 4 ? w.flatten(1) : w, b);
+  return nn::linear(tokens, w.dim() == 4 ? w.flatten(1) : w, b);
 }
 }  // namespace
 

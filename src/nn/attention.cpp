@@ -9,6 +9,7 @@
 
 #include "nn/decode_kernels.hpp"
 #include "nn/flop_counter.hpp"
+#include "nn/one_blas_thread.hpp"
 
 namespace pictor::nn {
 
@@ -77,6 +78,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   const bool inference = c10::InferenceMode::is_enabled();
   at::parallel_for(0, BH * blocks, 1, [&](int64_t begin, int64_t end) {
     c10::InferenceMode guard(inference);  // thread-local: the worker threads need it too
+    OneBlasThread one;                    // fixed-shape blocks, same arithmetic on any thread count
     at::Tensor scores = at::empty({rows, Tk}, q.options()), probs = at::empty({rows, Tk}, q.options());
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / blocks / H, h = i / blocks % H, s = (i % blocks) * rows, n = std::min(rows, Tq - s);

@@ -3,26 +3,12 @@
 #include <ATen/ATen.h>
 
 #include "core/error.hpp"
-#include "nn/decode_kernels.hpp"
 #include "nn/flop_counter.hpp"
 
 namespace pictor::nn {
 
 std::string join(const std::string& prefix, const std::string& name) {
   return prefix.empty() ? name : prefix + "." + name;
-}
-
-at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  const int64_t in = x.size(-1);
-  if (x.numel() != in || !x.device().is_cpu() || weight.dim() != 2) return at::linear(x, weight, bias);
-  at::Tensor y = decode_kernels::matvec(weight, x, bias);
-  if (!y.defined()) {
-    const at::Tensor row = x.reshape({in});
-    y = bias.defined() ? at::addmv(bias, weight, row) : at::mv(weight, row);
-  }
-  std::vector<int64_t> shape = x.sizes().vec();
-  shape.back() = weight.size(0);
-  return y.view(shape);
 }
 
 Linear::Linear(ParamSource& p, const std::string& prefix, int64_t in, int64_t out, bool has_bias) {

@@ -13,9 +13,7 @@ namespace pictor::nn {
 // Joins checkpoint name parts: join("a.b", "c") == "a.b.c"; an empty prefix yields the name.
 std::string join(const std::string& prefix, const std::string& name);
 
-// y = x W^T + b over the last dimension of x (at::linear). A single row -- one token of KV-cached decoding
-// -- goes through a matrix-vector product instead: BLAS sgemm packs the whole weight matrix for one
-// row and runs 3-9x slower than sgemv on the same matrix (measured with OpenBLAS on 2 cores).
+// y = x W^T + b over the last dimension of x (at::linear); see nn/linear.cpp for how the CPU runs it.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
 
 struct Linear {
