@@ -4,16 +4,21 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#define PICTOR_HAVE_X86 1
+#endif
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
-#define PICTOR_AVX2 __attribute__((target("avx2,fma")))
-
 namespace pictor::nn::decode_kernels {
+
+#ifdef PICTOR_HAVE_X86
+#define PICTOR_AVX2 __attribute__((target("avx2,fma")))
 
 namespace {
 
@@ -82,6 +87,22 @@ int64_t grain_for(int64_t row_floats) {
 }
 
 }  // namespace
+
+#else  // not x86: the matvec and attention kernels are AVX2-only; callers take the ATen path
+
+namespace {
+bool cpu_has_avx2() {
+  return false;
+}
+void matvec_rows(const float*, const float*, const float*, float*, int64_t, int64_t, int64_t) {}
+void attention_row(const float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                   float, float*, float*) {}
+int64_t grain_for(int64_t row_floats) {
+  return std::max<int64_t>(1, (16 << 10) / std::max<int64_t>(row_floats, 1));
+}
+}  // namespace
+
+#endif
 
 bool applicable(const at::Tensor& a) {
   return a.defined() && a.device().is_cpu() && a.scalar_type() == at::kFloat &&
