@@ -2,10 +2,10 @@
 //
 // - One input row (a token of KV-cached decoding) is a matrix-vector product: BLAS sgemm packs the whole
 //   weight matrix for a single row and runs 3-9x slower than a matvec (measured with OpenBLAS, 2 cores).
-// - More rows are split into a fixed number of equal parts -- row blocks when there are many rows,
-//   else column blocks -- one single-threaded BLAS call each, spread over the threads. The split depends
-//   only on the shape, so every output element sees the same arithmetic whatever the thread count
-//   (OpenBLAS's own threading rounds differently per split) and a seed gives the same image with
+// - More rows are split into a fixed number of equal parts -- row blocks when rows outnumber the
+//   output columns, else column blocks -- one single-threaded BLAS call each, spread over the threads. The split
+//   depends only on the shape, so every output element sees the same arithmetic whatever the thread count (OpenBLAS's
+//   own threading rounds differently per split) and a seed gives the same image with
 //   --threads 1 and 2; equal parts keep 2, 4 or 8 threads evenly loaded.
 // With autograd recording, on other devices or dtypes, it is at::linear.
 #include <ATen/ATen.h>
@@ -48,7 +48,9 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   if (M == 0 || in != weight.size(1)) return at::linear(x, weight, bias);
   const at::Tensor x2 = x.reshape({M, in});
   at::Tensor out = at::empty({M, N}, x.options());
-  const bool by_rows = M >= kParts * kMinPartRows;
+  // Each part re-packs the operand it shares with the others (BLAS copies it into its blocked layout):
+  // row parts share the weight (K x N), column parts the input (M x K), so split the larger dimension.
+  const bool by_rows = M >= kParts * kMinPartRows && M >= N;
   const int64_t step = by_rows ? ceil_div(M, kParts) : ceil_div(ceil_div(N, kParts), kAlign) * kAlign;
   const int64_t parts = ceil_div(by_rows ? M : N, step);
   const bool inference = c10::InferenceMode::is_enabled();
