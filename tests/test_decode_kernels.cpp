@@ -73,6 +73,18 @@ TEST(DecodeKernels, RotaryInPlaceMatchesRotateHalf) {
   expect_close(z.transpose(1, 2), models::RotaryEmbedding::apply(x.transpose(1, 2), c1, s1));
 }
 
+TEST(DecodeKernels, SoftmaxRowsMatchesATen) {
+  c10::InferenceMode guard;
+  for (int64_t n : {1, 7, 8, 77, 4096}) {
+    at::Tensor x = at::randn({5, n}) * 6;
+    x[2].fill_(std::numeric_limits<float>::lowest());  // a fully masked row: uniform, as at::softmax gives
+    if (n > 3) x[3].narrow(0, 0, n / 2).fill_(std::numeric_limits<float>::lowest());  // half masked
+    at::Tensor out = at::empty_like(x);
+    ASSERT_TRUE(dk::softmax_rows(x, out));
+    expect_close(out, at::softmax(x, -1), 1e-6);
+  }
+}
+
 at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
                                double scale) {
   at::Tensor s = at::matmul(q, k.transpose(-1, -2)) * scale;

@@ -85,7 +85,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
       at::Tensor sc = scores.narrow(0, 0, n), pr = probs.narrow(0, 0, n);
       at::mm_out(sc, qs[b][h].narrow(0, s, n), k[b][h].t());
       if (m4.defined()) sc.add_(m4[b][h].narrow(0, s, n));
-      at::_softmax_out(pr, sc, -1, false);
+      if (!decode_kernels::softmax_rows(sc, pr)) at::_softmax_out(pr, sc, -1, false);
       at::Tensor o = out_heads[b][h].narrow(0, s, n);
       at::mm_out(o, pr, v[b][h]);
     }

@@ -59,6 +59,48 @@ PICTOR_AVX2 inline void axpy(float w, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += w * x[i];
 }
 
+// exp for x <= 0 (Cephes' expf: Cody-Waite reduction, degree-6 polynomial, ~1 ulp); below -87.3 it
+// returns exp(-87.3) ~ 1e-38, indistinguishable from 0 next to the row maximum's exp(0) = 1.
+PICTOR_AVX2 inline __m256 exp_nonpositive(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+PICTOR_AVX2 void softmax_row(const float* in, float* out, int64_t n) {
+  __m256 mv = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(in + i));
+  float mx = -std::numeric_limits<float>::infinity();
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, mv);
+  for (float l : lanes) mx = std::max(mx, l);
+  for (int64_t j = i; j < n; ++j) mx = std::max(mx, in[j]);
+  const __m256 mxv = _mm256_set1_ps(mx);
+  __m256 sv = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= n; i += 8) {
+    const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(in + i), mxv));
+    _mm256_storeu_ps(out + i, e);
+    sv = _mm256_add_ps(sv, e);
+  }
+  float sum = hsum(sv);
+  for (int64_t j = i; j < n; ++j) sum += (out[j] = std::exp(in[j] - mx));
+  const __m256 inv = _mm256_set1_ps(1.f / sum);
+  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(out + i), inv));
+  for (int64_t j = i; j < n; ++j) out[j] *= 1.f / sum;
+}
+
 PICTOR_AVX2 void matvec_rows(const float* W, const float* x, const float* bias, float* y, int64_t begin, int64_t end,
                              int64_t K) {
   for (int64_t n = begin; n < end; ++n) y[n] = dot(W + n * K, x, K) + (bias ? bias[n] : 0.f);
@@ -100,6 +142,7 @@ void attention_row(const float*, const float*, const float*, const float*, int64
 int64_t grain_for(int64_t row_floats) {
   return std::max<int64_t>(1, (16 << 10) / std::max<int64_t>(row_floats, 1));
 }
+void softmax_row(const float*, float*, int64_t) {}
 }  // namespace
 
 #endif
@@ -173,6 +216,17 @@ bool rotate_half_inplace(at::Tensor& x, const at::Tensor& cos, const at::Tensor&
         }
       }
     }
+  return true;
+}
+
+bool softmax_rows(const at::Tensor& in, at::Tensor& out) {
+  if (!cpu_has_avx2() || !applicable(in) || !applicable(out) || !in.is_contiguous() || !out.is_contiguous() ||
+      in.sizes() != out.sizes() || in.dim() < 1)
+    return false;
+  const int64_t n = in.size(-1), rows = n ? in.numel() / n : 0;
+  const float* ip = in.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) softmax_row(ip + r * n, op + r * n, n);
   return true;
 }
 
