@@ -2,6 +2,9 @@
 // CORS, the job queue (status, events, cancel, previews, queue limit, restart resume) and file serving.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "jobs/job_queue.hpp"
@@ -96,11 +99,19 @@ TEST(ServerCore, HealthModelsAndMetrics) {
   EXPECT_EQ(m["data"][0]["output_modalities"], json::array({"image"}));
   EXPECT_GT(m["data"][0]["weight_bytes"].get<uint64_t>(), 0u);
   expect_openai_error(c.Get("/v1/models/nope"), 404, "model");
-  auto metrics = c.Get("/metrics");
-  ASSERT_TRUE(metrics);
-  EXPECT_NE(metrics->body.find("# TYPE pictor_queue_length gauge"), std::string::npos);
-  EXPECT_NE(metrics->body.find("pictor_http_requests_total{route=\"/v1/models\",status=\"200\"} 1"), std::string::npos)
-      << metrics->body;
+  // Requests are counted by the server's logger, which runs after the response is sent (on that
+  // connection's thread), so the count may land a moment after the client has its answer.
+  const std::string counted = "pictor_http_requests_total{route=\"/v1/models\",status=\"200\"} 1";
+  std::string body;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    auto metrics = c.Get("/metrics");
+    ASSERT_TRUE(metrics);
+    body = metrics->body;
+    if (body.find(counted) != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(body.find("# TYPE pictor_queue_length gauge"), std::string::npos);
+  EXPECT_NE(body.find(counted), std::string::npos) << body;
 }
 
 TEST(ServerCore, ErrorsHaveTheOpenAIShape) {
