@@ -48,6 +48,12 @@ class JsonConfig {
   int64_t positive(const std::string& key, int64_t fallback) const {
     return checked_positive(key, get<int64_t>(key, fallback));
   }
+  // Fails naming `key` unless `divisor` (its value) divides `dividend` (the value of `of_key`), e.g.
+  // "num_attention_heads: 7 does not divide hidden_size 64".
+  void require_divides(const std::string& key, int64_t divisor, const std::string& of_key, int64_t dividend) const {
+    if (dividend % divisor != 0)
+      fail(key, std::to_string(divisor) + " does not divide " + of_key + " " + std::to_string(dividend));
+  }
   [[noreturn]] void fail(const std::string& key, const std::string& problem) const {
     throw Error(source_ + ": field '" + key + "': " + problem);
   }

@@ -46,17 +46,9 @@ std::unique_ptr<ClipModel> ClipModel::load(const fs::path& dir, c10::Device devi
   nn::CheckpointParams params(store);
   params.set_device(device);
   auto model = std::make_unique<ClipModel>(cfg, params);
-  // A tensor nobody asked for means the checkpoint holds more than this architecture: running without
-  // it would silently compute something else.
-  std::string extra;
-  int n_extra = 0;
-  for (const auto& name : params.unused()) {
-    if (name == "text_model.embeddings.position_ids" || name == "vision_model.embeddings.position_ids") continue;
-    if (n_extra++ < 5) extra += (extra.empty() ? "" : ", ") + name;
-  }
-  if (n_extra)
-    throw Unsupported(store.origin() + ": " + std::to_string(n_extra) +
-                      " tensor(s) not part of a CLIP model with this config: " + extra + (n_extra > 5 ? ", ..." : ""));
+  params.refuse_unused("a CLIP model", [](const std::string& name) {
+    return name == "text_model.embeddings.position_ids" || name == "vision_model.embeddings.position_ids";
+  });
   return model;
 }
 

@@ -33,9 +33,7 @@ ClipTextConfig parse_text_fields(const JsonConfig& cfg, bool sizes_required) {
   c.num_hidden_layers = size("num_hidden_layers", c.num_hidden_layers);
   c.num_attention_heads = size("num_attention_heads", c.num_attention_heads);
   c.max_position_embeddings = size("max_position_embeddings", c.max_position_embeddings);
-  if (c.hidden_size % c.num_attention_heads != 0)
-    cfg.fail("num_attention_heads",
-             std::to_string(c.num_attention_heads) + " does not divide hidden_size " + std::to_string(c.hidden_size));
+  cfg.require_divides("num_attention_heads", c.num_attention_heads, "hidden_size", c.hidden_size);
   c.hidden_act = cfg.get<std::string>("hidden_act", c.hidden_act);
   c.activation = nn::parse_activation(c.hidden_act, cfg.source() + ": field 'hidden_act'");
   c.layer_norm_eps = cfg.get<double>("layer_norm_eps", c.layer_norm_eps);
@@ -85,18 +83,9 @@ std::unique_ptr<ClipTextModel> ClipTextModel::load(const fs::path& dir, c10::Dev
   nn::CheckpointParams params(store);
   params.set_device(device);
   auto model = std::make_unique<ClipTextModel>(cfg, params);
-  // A tensor nobody asked for means the checkpoint holds more than this architecture (e.g. other
-  // layers): running without it would silently compute something else.
-  std::string extra;
-  int n_extra = 0;
-  for (const auto& name : params.unused()) {
-    if (name == "text_model.embeddings.position_ids" || name == "text_projection.weight") continue;
-    if (n_extra++ < 5) extra += (extra.empty() ? "" : ", ") + name;
-  }
-  if (n_extra)
-    throw Unsupported(store.origin() + ": " + std::to_string(n_extra) +
-                      " tensor(s) not part of a CLIP text encoder with this config: " + extra +
-                      (n_extra > 5 ? ", ..." : ""));
+  params.refuse_unused("a CLIP text encoder", [](const std::string& name) {
+    return name == "text_model.embeddings.position_ids" || name == "text_projection.weight";
+  });
   return model;
 }
 

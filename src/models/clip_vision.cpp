@@ -19,12 +19,8 @@ ClipVisionConfig ClipVisionConfig::from_json(const JsonConfig& cfg) {
   c.intermediate_size = cfg.positive("intermediate_size", c.intermediate_size);
   c.num_hidden_layers = cfg.positive("num_hidden_layers", c.num_hidden_layers);
   c.num_attention_heads = cfg.positive("num_attention_heads", c.num_attention_heads);
-  if (c.image_size % c.patch_size != 0)
-    cfg.fail("patch_size",
-             std::to_string(c.patch_size) + " does not divide image_size " + std::to_string(c.image_size));
-  if (c.hidden_size % c.num_attention_heads != 0)
-    cfg.fail("num_attention_heads",
-             std::to_string(c.num_attention_heads) + " does not divide hidden_size " + std::to_string(c.hidden_size));
+  cfg.require_divides("patch_size", c.patch_size, "image_size", c.image_size);
+  cfg.require_divides("num_attention_heads", c.num_attention_heads, "hidden_size", c.hidden_size);
   c.hidden_act = cfg.get<std::string>("hidden_act", c.hidden_act);
   c.activation = nn::parse_activation(c.hidden_act, src + ": field 'hidden_act'");
   c.layer_norm_eps = cfg.get<double>("layer_norm_eps", c.layer_norm_eps);

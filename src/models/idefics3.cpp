@@ -52,19 +52,9 @@ std::unique_ptr<Idefics3Model> Idefics3Model::load(const fs::path& dir, c10::Dev
   nn::CheckpointParams params(store);
   params.set_device(device);
   auto model = std::make_unique<Idefics3Model>(cfg, params);
-  std::string extra;
-  int n_extra = 0;
-  const std::string inv_freq = "rotary_emb.inv_freq";
-  for (const auto& name : params.unused()) {
-    if (name.size() >= inv_freq.size() && name.compare(name.size() - inv_freq.size(), inv_freq.size(), inv_freq) == 0)
-      continue;
-    if (cfg.text.tie_word_embeddings && name == "lm_head.weight") continue;
-    if (n_extra++ < 5) extra += (extra.empty() ? "" : ", ") + name;
-  }
-  if (n_extra)
-    throw Unsupported(store.origin() + ": " + std::to_string(n_extra) +
-                      " tensor(s) not part of an Idefics3 model with this config: " + extra +
-                      (n_extra > 5 ? ", ..." : ""));
+  params.refuse_unused("an Idefics3 model", [&](const std::string& name) {
+    return name.ends_with("rotary_emb.inv_freq") || (cfg.text.tie_word_embeddings && name == "lm_head.weight");
+  });
   return model;
 }
 

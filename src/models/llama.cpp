@@ -62,15 +62,12 @@ LlamaConfig LlamaConfig::from_json(const JsonConfig& cfg) {
   c.num_hidden_layers = cfg.positive("num_hidden_layers", c.num_hidden_layers);
   c.num_attention_heads = cfg.positive("num_attention_heads", c.num_attention_heads);
   c.num_key_value_heads = cfg.positive("num_key_value_heads", c.num_attention_heads);
-  if (c.num_attention_heads % c.num_key_value_heads != 0)
-    cfg.fail("num_key_value_heads", std::to_string(c.num_key_value_heads) + " does not divide num_attention_heads " +
-                                        std::to_string(c.num_attention_heads));
+  cfg.require_divides("num_key_value_heads", c.num_key_value_heads, "num_attention_heads", c.num_attention_heads);
   if (cfg.has("head_dim")) {
     c.head_dim = cfg.positive("head_dim", 0);
   } else {
-    if (c.hidden_size % c.num_attention_heads != 0)
-      cfg.fail("num_attention_heads", std::to_string(c.num_attention_heads) + " does not divide hidden_size " +
-                                          std::to_string(c.hidden_size) + " (and no head_dim is given)");
+    // Without head_dim the heads split hidden_size.
+    cfg.require_divides("num_attention_heads", c.num_attention_heads, "hidden_size", c.hidden_size);
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   if (c.head_dim % 2 != 0)
@@ -141,20 +138,10 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const fs::path& dir, c10::Device de
   nn::CheckpointParams params(store);
   params.set_device(device);
   auto model = std::make_unique<LlamaModel>(cfg, params);
-  // A tensor nobody asked for means the checkpoint holds a different architecture (more layers, biases):
-  // running without it would silently compute something else.
-  std::string extra;
-  int n_extra = 0;
-  const std::string inv_freq = "rotary_emb.inv_freq";
-  for (const auto& name : params.unused()) {
-    if (name.size() >= inv_freq.size() && name.compare(name.size() - inv_freq.size(), inv_freq.size(), inv_freq) == 0)
-      continue;
-    if (cfg.tie_word_embeddings && name == "lm_head.weight") continue;
-    if (n_extra++ < 5) extra += (extra.empty() ? "" : ", ") + name;
-  }
-  if (n_extra)
-    throw Unsupported(store.origin() + ": " + std::to_string(n_extra) +
-                      " tensor(s) not part of a Llama model with this config: " + extra + (n_extra > 5 ? ", ..." : ""));
+  // Saved rotary buffers and a tied model's redundant lm_head are expected.
+  params.refuse_unused("a Llama model", [&](const std::string& name) {
+    return name.ends_with("rotary_emb.inv_freq") || (cfg.tie_word_embeddings && name == "lm_head.weight");
+  });
   return model;
 }
 

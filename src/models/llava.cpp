@@ -57,19 +57,11 @@ std::unique_ptr<LlavaModel> LlavaModel::load(const fs::path& dir, c10::Device de
   nn::CheckpointParams params(store);
   params.set_device(device);
   auto model = std::make_unique<LlavaModel>(cfg, params);
-  std::string extra;
-  int n_extra = 0;
-  for (const auto& name : params.unused()) {
-    // Non-persistent buffers that older exports saved, and a tied model's redundant lm_head.
-    const bool buffer = name == "vision_tower.vision_model.embeddings.position_ids" ||
-                        name.ends_with("rotary_emb.inv_freq") ||
-                        (cfg.text.tie_word_embeddings && name == "language_model.lm_head.weight");
-    if (buffer) continue;
-    if (n_extra++ < 5) extra += (extra.empty() ? "" : ", ") + name;
-  }
-  if (n_extra)
-    throw Unsupported(store.origin() + ": " + std::to_string(n_extra) +
-                      " tensor(s) not part of a LLaVA model with this config: " + extra + (n_extra > 5 ? ", ..." : ""));
+  // Non-persistent buffers that older exports saved, and a tied model's redundant lm_head.
+  params.refuse_unused("a LLaVA model", [&](const std::string& name) {
+    return name == "vision_tower.vision_model.embeddings.position_ids" || name.ends_with("rotary_emb.inv_freq") ||
+           (cfg.text.tie_word_embeddings && name == "language_model.lm_head.weight");
+  });
   return model;
 }
 

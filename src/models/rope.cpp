@@ -30,7 +30,7 @@ at::Tensor RotaryEmbedding::apply(const at::Tensor& x, const at::Tensor& cos, co
 }
 
 at::Tensor RotaryEmbedding::apply_to_projection(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin) {
-  if (x.is_contiguous() && nn::decode_kernels::rotate_half_inplace(x, cos, sin)) return x.transpose(1, 2);
+  if (nn::decode_kernels::rotate_half_inplace(x, cos, sin)) return x.transpose(1, 2);
   return apply(x.transpose(1, 2), cos, sin);
 }
 

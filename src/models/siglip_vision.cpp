@@ -57,9 +57,7 @@ SiglipVisionConfig SiglipVisionConfig::from_flat_json(const JsonConfig& cfg, con
   c.hidden_act = cfg.get<std::string>("hidden_act", c.hidden_act);
   c.activation = nn::parse_activation(c.hidden_act, cfg.source() + ": field 'hidden_act'");
   c.use_head = cfg.get<bool>("vision_use_head", c.use_head);
-  if (c.hidden_size % c.num_attention_heads != 0)
-    cfg.fail("num_attention_heads",
-             std::to_string(c.num_attention_heads) + " does not divide hidden_size " + std::to_string(c.hidden_size));
+  cfg.require_divides("num_attention_heads", c.num_attention_heads, "hidden_size", c.hidden_size);
   // patch_size need not divide image_size: the strided patch convolution floors the grid and the last
   // pixels are never seen, exactly as in transformers (SmolVLM-Instruct: 384 / 14 -> 27 x 27 patches).
   if (c.patch_size > c.image_size)
@@ -94,18 +92,9 @@ std::unique_ptr<SiglipVisionModel> SiglipVisionModel::load(const fs::path& dir, 
   nn::CheckpointParams params(store);
   params.set_device(device);
   auto model = std::make_unique<SiglipVisionModel>(cfg, params, "vision_model");
-  // Text-tower tensors of a full SiglipModel are expected; an unused vision tensor means another
-  // architecture (more layers, a head the config disabled) and would be silently wrong.
-  std::string extra;
-  int n_extra = 0;
-  for (const auto& name : params.unused()) {
-    if (name.rfind("vision_model.", 0) != 0) continue;
-    if (n_extra++ < 5) extra += (extra.empty() ? "" : ", ") + name;
-  }
-  if (n_extra)
-    throw Unsupported(store.origin() + ": " + std::to_string(n_extra) +
-                      " vision tensor(s) not part of a SigLIP vision model with this config: " + extra +
-                      (n_extra > 5 ? ", ..." : ""));
+  // Text-tower tensors of a full SiglipModel are expected.
+  params.refuse_unused("a SigLIP vision model",
+                       [](const std::string& name) { return name.rfind("vision_model.", 0) != 0; });
   return model;
 }
 

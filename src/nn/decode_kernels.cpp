@@ -17,6 +17,13 @@
 
 namespace pictor::nn::decode_kernels {
 
+namespace {
+// Rows of work per parallel chunk so that one chunk streams at least ~64 KiB (forking costs microseconds).
+int64_t grain_for(int64_t row_floats) {
+  return std::max<int64_t>(1, (16 << 10) / std::max<int64_t>(row_floats, 1));
+}
+}  // namespace
+
 #ifdef PICTOR_HAVE_X86
 #define PICTOR_AVX2 __attribute__((target("avx2,fma")))
 
@@ -123,11 +130,6 @@ PICTOR_AVX2 void attention_row(const float* q, const float* k, const float* v, c
   for (int64_t s = 0; s < S; ++s) axpy(scores[s] * inv, v + s * v_stride, out, D);
 }
 
-// Rows of work per parallel chunk so that one chunk streams at least ~64 KiB (forking costs microseconds).
-int64_t grain_for(int64_t row_floats) {
-  return std::max<int64_t>(1, (16 << 10) / std::max<int64_t>(row_floats, 1));
-}
-
 }  // namespace
 
 #else  // not x86: the matvec and attention kernels are AVX2-only; callers take the ATen path
@@ -139,9 +141,6 @@ bool cpu_has_avx2() {
 void matvec_rows(const float*, const float*, const float*, float*, int64_t, int64_t, int64_t) {}
 void attention_row(const float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t,
                    float, float*, float*) {}
-int64_t grain_for(int64_t row_floats) {
-  return std::max<int64_t>(1, (16 << 10) / std::max<int64_t>(row_floats, 1));
-}
 void softmax_row(const float*, float*, int64_t) {}
 }  // namespace
 

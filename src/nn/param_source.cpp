@@ -34,6 +34,19 @@ std::vector<std::string> CheckpointParams::unused() const {
   return out;
 }
 
+void CheckpointParams::refuse_unused(const std::string& model,
+                                     const std::function<bool(const std::string&)>& expected) const {
+  std::string listed;
+  int count = 0;
+  for (const auto& name : unused()) {
+    if (expected && expected(name)) continue;
+    if (count++ < 5) listed += (listed.empty() ? "" : ", ") + name;
+  }
+  if (count)
+    throw Unsupported(store_.origin() + ": " + std::to_string(count) + " tensor(s) not part of " + model +
+                      " with this config: " + listed + (count > 5 ? ", ..." : ""));
+}
+
 RandomParams::RandomParams(uint64_t seed, bool record) : seed_(seed), record_(record) {}
 
 at::Tensor RandomParams::get(const std::string& name, const std::vector<int64_t>& shape, Init init) {

@@ -9,6 +9,7 @@
 #include <c10/core/Device.h>
 
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 #include <utility>
@@ -50,6 +51,12 @@ class CheckpointParams : public ParamSource {
   bool has(const std::string& name) const override { return store_.has(name); }
   // Names in the checkpoint that no module asked for.
   std::vector<std::string> unused() const;
+  // A tensor nobody asked for means the checkpoint holds another architecture (more layers, biases, a
+  // head the config disabled): running without it would silently compute something else. Throws
+  // pictor::Unsupported naming the file and up to five such tensors, e.g. "...: 2 tensor(s) not part of
+  // a Llama model with this config: ...". `expected` accepts the unused names that are fine (saved
+  // buffers, a tied head, another tower's weights).
+  void refuse_unused(const std::string& model, const std::function<bool(const std::string&)>& expected = {}) const;
 
  private:
   const TensorStore& store_;
