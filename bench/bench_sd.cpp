@@ -4,7 +4,8 @@
 // throughput, so the UNet efficiency ratio is independent of the machine:
 //   efficiency = (UNet FLOPs / UNet time) / GEMM FLOP/s
 // The txt2img run comes first so its peak RSS is not inflated by the micro-benchmarks after it.
-// Usage: bench_sd [--threads N] [--only sd15|sd21] [--steps N] [--no-prepack]
+// Usage: bench_sd [--threads N] [--only sd15|sd21] [--steps N] [--no-prepack] [--no-winograd] [--no-fused-attention]
+// (the --no-* switches turn off one inference optimisation each, to measure what it brings)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
@@ -23,9 +24,11 @@
 #include "models/autoencoder_tiny.hpp"
 #include "models/clip_text.hpp"
 #include "models/unet2d.hpp"
+#include "nn/attention.hpp"
 #include "nn/conv_prepack.hpp"
 #include "nn/flop_counter.hpp"
 #include "nn/param_source.hpp"
+#include "nn/winograd_conv.hpp"
 #include "pipelines/sd_pipeline.hpp"
 
 using namespace pictor;
@@ -201,15 +204,22 @@ int main(int argc, char** argv) {
       steps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--no-prepack"))
       nn::set_conv_prepacking(false);
+    else if (!std::strcmp(argv[i], "--no-winograd"))
+      nn::winograd::set_enabled(false);
+    else if (!std::strcmp(argv[i], "--no-fused-attention"))
+      nn::set_fused_attention(false);
     else {
-      std::fprintf(stderr, "usage: bench_sd [--threads N] [--only sd15|sd21] [--steps N] [--no-prepack]\n");
+      std::fprintf(stderr,
+                   "usage: bench_sd [--threads N] [--only sd15|sd21] [--steps N] [--no-prepack] [--no-winograd] "
+                   "[--no-fused-attention]\n");
       return 2;
     }
   }
   std::setvbuf(stdout, nullptr, _IONBF, 0);  // show each figure as soon as it is measured
   set_threads(threads);
-  std::printf("threads %d (%s), conv prepacking %s\n", at::get_num_threads(), blas_threading().c_str(),
-              nn::conv_prepacking() ? "on" : "off");
+  std::printf("threads %d (%s), conv prepacking %s, Winograd 3x3 convolutions %s, fused attention %s\n",
+              at::get_num_threads(), blas_threading().c_str(), nn::conv_prepacking() ? "on" : "off",
+              nn::winograd::enabled() ? "on" : "off", nn::fused_attention() ? "on" : "off");
   const double gemm = gemm_gflops();
   std::printf("fp32 GEMM (2048^3, best of 5)   %.1f GFLOP/s\n", gemm);
   if (only.empty() || only == "sd15") bench_model(false, gemm, steps);

@@ -20,4 +20,9 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 void set_attention_chunk_bytes(int64_t bytes);
 int64_t attention_chunk_bytes();
 
+// Whether inference may use the fused kernel of nn/flash_attention.hpp (default on); off, the blocked
+// BLAS path runs. For benchmarks and for tests that compare the two.
+void set_fused_attention(bool on);
+bool fused_attention();
+
 }  // namespace pictor::nn

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "nn/flop_counter.hpp"
+#include "nn/winograd_conv.hpp"
 
 namespace pictor::nn {
 
@@ -29,8 +30,9 @@ struct PrepackedConv2d::Cache {
   // triggers a fresh reorder.
   const void* source = nullptr;
   int64_t version = 0;
-  bool failed = false;  // this libtorch cannot pack: stay on the plain path
-  int64_t fan_in = 0;   // in_channels * k * k, for the FLOP counter
+  bool failed = false;                // this libtorch cannot pack: stay on the plain path
+  int64_t fan_in = 0;                 // in_channels * k * k, for the FLOP counter
+  std::vector<int64_t> weight_sizes;  // known while the plain weight is released
 
   // The plain weight, rebuilt from the packed copy when it was released. Caller holds the mutex.
   const at::Tensor& plain_weight() {
@@ -49,6 +51,7 @@ struct PrepackedConv2d::Cache {
 
 PrepackedConv2d::PrepackedConv2d(Conv2d conv) : cache_(std::make_shared<Cache>()) {
   cache_->fan_in = conv.weight.numel() / std::max<int64_t>(conv.weight.size(0), 1);
+  cache_->weight_sizes = conv.weight.sizes().vec();
   cache_->conv = std::move(conv);
 }
 
@@ -68,6 +71,19 @@ at::Tensor PrepackedConv2d::operator()(const at::Tensor& x) const {
   const std::vector<int64_t> dilation{1, 1};
   Conv2d plain;  // set when the plain path runs (outside the lock)
   at::Tensor packed, bias;
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    if (winograd::worthwhile(x, c.weight_sizes, c.conv.stride, c.conv.padding)) {
+      // Large enough for Winograd, which transforms the plain weight itself on every call.
+      plain = Conv2d(c.conv);
+      plain.weight = c.plain_weight();
+    }
+  }
+  if (plain.weight.defined()) {
+    at::Tensor y = winograd::conv3x3(x, plain.weight, plain.bias);
+    if (FlopCounter::enabled()) FlopCounter::add(2.0 * double(y.numel()) * double(c.fan_in));
+    return y;
+  }
   {
     std::lock_guard<std::mutex> lock(c.mutex);
     const bool usable = g_prepack && !c.failed && at::hasMKLDNN() && x.is_cpu() && x.scalar_type() == at::kFloat &&
