@@ -166,6 +166,7 @@ double lm_streamed_params(const models::LlamaConfig& c) {
 struct ModelResult {
   std::string name;
   double weight_bytes = 0, decode_tps = 0, encoder_flops = 0, encoder_s = 0;
+  double int8_weight_bytes = 0, int8_decode_tps = 0;
 };
 
 ModelResult bench_model(const std::string& name, const json& config_json, int64_t frame_side, int prompt_tokens,
@@ -208,32 +209,45 @@ ModelResult bench_model(const std::string& name, const json& config_json, int64_
               r.encoder_s * double(batch.pixel_values.size(1)));
 
   // Prompt prefill: one forward over the prompt into a fresh KV cache, logits of the last position only.
+  // Then greedy single-token decode steps against the cache of the prompt (context grows each round).
   const auto& lm = model.text_model();
   const at::Tensor prompt = at::randint(3, cfg.text.vocab_size, {1, prompt_tokens}, at::kLong);
-  const double t_prefill = best_time(2, [&] {
+  auto prefill_and_decode = [&](const char* label, double streamed_bytes) {
+    const double t_prefill = best_time(2, [&] {
+      models::KVCache cache;
+      lm.forward(prompt, {}, {}, &cache, nullptr, true);
+    });
+    std::printf("%s prefill %d tokens       %8.2f s   %.1f tokens/s\n", label, prompt_tokens, t_prefill,
+                prompt_tokens / t_prefill);
     models::KVCache cache;
-    lm.forward(prompt, {}, {}, &cache, nullptr, true);
-  });
-  std::printf("prefill %d tokens            %8.2f s   %.1f tokens/s\n", prompt_tokens, t_prefill,
-              prompt_tokens / t_prefill);
-
-  // Decode: greedy single-token steps against the cache of the prompt (context grows each round).
-  models::KVCache cache;
-  cache.reserve(prompt_tokens + 4 + 2 * decode_tokens);
-  at::Tensor next = lm.forward(prompt, {}, {}, &cache, nullptr, true).argmax(-1);
-  auto decode = [&](int n) {
-    for (int i = 0; i < n; ++i) next = lm.forward(next, {}, {}, &cache, nullptr, true).argmax(-1);
+    cache.reserve(prompt_tokens + 4 + 2 * decode_tokens);
+    at::Tensor next = lm.forward(prompt, {}, {}, &cache, nullptr, true).argmax(-1);
+    auto decode = [&](int n) {
+      for (int i = 0; i < n; ++i) next = lm.forward(next, {}, {}, &cache, nullptr, true).argmax(-1);
+    };
+    decode(4);  // warm-up
+    double t_decode = 1e30;
+    for (int round = 0; round < 2; ++round) {
+      auto t0 = Clock::now();
+      decode(decode_tokens);
+      t_decode = std::min(t_decode, seconds_since(t0));
+    }
+    const double tps = decode_tokens / t_decode;
+    std::printf("%s decode %d tokens (KV cache) %6.2f s   %.2f tokens/s  %.1f ms/token  weights streamed %.1f GB/s\n",
+                label, decode_tokens, t_decode, tps, 1e3 / tps, streamed_bytes * tps / 1e9);
+    return tps;
   };
-  decode(4);  // warm-up
-  double t_decode = 1e30;
-  for (int round = 0; round < 2; ++round) {
-    auto t0 = Clock::now();
-    decode(decode_tokens);
-    t_decode = std::min(t_decode, seconds_since(t0));
-  }
-  r.decode_tps = decode_tokens / t_decode;
-  std::printf("decode %d tokens (KV cache)   %8.2f s   %.2f tokens/s  %.1f ms/token  weights streamed %.1f GB/s\n",
-              decode_tokens, t_decode, r.decode_tps, 1e3 / r.decode_tps, r.weight_bytes * r.decode_tps / 1e9);
+  r.decode_tps = prefill_and_decode("fp32", r.weight_bytes);
+
+  // The int8 weight format (--int8): linear layers as int8 + one fp32 scale per row; the norms stay fp32.
+  model.text_model().quantize_int8();
+  const double norm_params = double(cfg.text.num_hidden_layers * 2 + 1) * double(cfg.text.hidden_size);
+  const double linear_params = lm_params - norm_params;
+  const double rows = lm_params / double(cfg.text.hidden_size);  // scales: about one per output row
+  r.int8_weight_bytes = linear_params + norm_params * 4 + rows * 4;
+  r.int8_decode_tps = prefill_and_decode("int8", r.int8_weight_bytes);
+  std::printf("int8 decode speed-up          %.2fx (%.2f GB streamed per token instead of %.2f)\n",
+              r.int8_decode_tps / r.decode_tps, r.int8_weight_bytes / 1e9, r.weight_bytes / 1e9);
   std::printf("peak RSS so far              %8.2f GiB\n", peak_rss_gib());
   return r;
 }
@@ -278,6 +292,8 @@ int main(int argc, char** argv) {
     const double enc = r.encoder_flops / r.encoder_s / (gemm * 1e9);
     std::printf("%-14s decode efficiency %.2f %s   encode efficiency %.2f %s\n", r.name.c_str(), dec,
                 dec >= 0.7 ? "(met)" : "(MISSED)", enc, enc >= 0.7 ? "(met)" : "(MISSED)");
+    std::printf("%-14s int8 weights: %.2fx the fp32 tokens/s, bandwidth use %.2f\n", "",
+                r.int8_decode_tps / r.decode_tps, r.int8_weight_bytes * r.int8_decode_tps / (bw.read_gbs * 1e9));
   }
   return 0;
 }

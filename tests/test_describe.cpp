@@ -483,3 +483,29 @@ TEST(DescribeCli, TogetherSendsAllImagesInOneRequest) {
   for (size_t p = 0; (p = in.expanded_prompt.find("<global-img>", p)) != std::string::npos; ++p) ++globals;
   EXPECT_EQ(globals, 2u);
 }
+
+// The int8 weight format end to end: the API loads it, reports it, and the answer is generated (the
+// greedy text of a tiny random model may or may not match fp32; the logit error is measured by
+// `pictor dev conform --int8` on the goldens, see docs/PERFORMANCE.md).
+TEST(DescribeTiny, Int8DecoderLoadsAndDescribes) {
+  auto engine = ImageToText::load(tiny_vlm().string(), 1, /*int8_decoder=*/true);
+  EXPECT_TRUE(engine->int8_decoder());
+  EXPECT_FALSE(ImageToText::load(tiny_vlm().string(), 1)->int8_decoder());
+  DescribeOptions o;
+  o.images = {pattern_image(90, 40, 0)};
+  o.max_tokens = 12;
+  const Description d = engine->describe(o);
+  EXPECT_FALSE(d.raw_text.empty());
+  EXPECT_GT(d.new_tokens, 0);
+  EXPECT_EQ(engine->describe(o).raw_text, d.raw_text);  // still deterministic
+}
+
+TEST(DescribeCli, Int8FlagRuns) {
+  std::string out;
+  ASSERT_EQ(
+      run_shell(test::cli_path() + " " + describe_cmd("--int8 --max-tokens 6 " + (images_dir() / "wide.png").string()) +
+                    " 2>/dev/null",
+                &out),
+      0);
+  EXPECT_FALSE(out.empty());
+}

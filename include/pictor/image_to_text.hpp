@@ -79,8 +79,10 @@ using TextStreamCallback = std::function<bool(const std::string& piece)>;
 
 class ImageToText {
  public:
-  // Loads a transformers-layout Idefics3/SmolVLM or LLaVA folder. threads 0: all cores.
-  static std::unique_ptr<ImageToText> load(const std::string& model_dir, int threads = 0);
+  // Loads a transformers-layout Idefics3/SmolVLM or LLaVA folder. threads 0: all cores. int8_decoder:
+  // store the language model's linear layers as int8 with per-row scales -- a quarter of their memory and
+  // up to ~3x the decoding speed, at a small cost in accuracy (figures in docs/PERFORMANCE.md).
+  static std::unique_ptr<ImageToText> load(const std::string& model_dir, int threads = 0, bool int8_decoder = false);
   ~ImageToText();
   Description describe(const DescribeOptions& opts, const TextStreamCallback& on_text = {});
   // Answers the conversation's next assistant turn. The streamed pieces concatenate to the answer's
@@ -92,6 +94,7 @@ class ImageToText {
   DescribeOptions resolve(const DescribeOptions& opts) const;
   const std::string& model_name() const;  // the folder name
   std::string family() const;             // "idefics3" or "llava"
+  bool int8_decoder() const;              // loaded with int8_decoder
 
  private:
   struct Impl;

@@ -49,6 +49,9 @@ struct LoadOptions {
   std::string taesd_dir;  // optional AutoencoderTiny folder (previews, fast decode)
   bool decode_with_taesd = false;
   int threads = 0;  // 0: all cores
+  // Image-to-text models loaded with these options (the server's catalog): the language model's linear
+  // layers as int8 with per-row scales, for faster decoding (ImageToText::load).
+  bool int8_decoder = false;
 };
 
 class TextToImage {

@@ -35,11 +35,12 @@ struct ImageToText::Impl {
 ImageToText::ImageToText(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ImageToText::~ImageToText() = default;
 
-std::unique_ptr<ImageToText> ImageToText::load(const std::string& model_dir, int threads) {
+std::unique_ptr<ImageToText> ImageToText::load(const std::string& model_dir, int threads, bool int8_decoder) {
   set_threads(threads);
   c10::InferenceMode guard;
   auto impl = std::make_unique<Impl>();
   impl->model = pipelines::VisionLanguageModel::load(model_dir);
+  if (int8_decoder) impl->model->quantize_decoder_int8();
   const std::filesystem::path p = std::filesystem::path(model_dir).lexically_normal();
   impl->name = (p.has_filename() ? p.filename() : p.parent_path().filename()).string();
   return std::unique_ptr<ImageToText>(new ImageToText(std::move(impl)));
@@ -47,6 +48,10 @@ std::unique_ptr<ImageToText> ImageToText::load(const std::string& model_dir, int
 
 const std::string& ImageToText::model_name() const {
   return impl_->name;
+}
+
+bool ImageToText::int8_decoder() const {
+  return impl_->model->decoder_int8();
 }
 std::string ImageToText::family() const {
   return pipelines::vlm_family_name(impl_->model->family());

@@ -32,7 +32,7 @@ struct DescribeArgs {
   int max_tokens = 0, top_k = 0, threads = 0;
   long long seed = -1;
   double temperature = 0, top_p = 1.0;
-  bool stream = false, together = false, no_pull = false;
+  bool stream = false, together = false, no_pull = false, int8 = false;
 };
 
 // One image to describe: a file given on the command line, found in a folder, or stdin ("-").
@@ -201,7 +201,7 @@ void run_describe(const DescribeArgs& a) {
 
   const std::string model_id = a.model.empty() ? std::string(kDefaultVlmRepo) : a.model;
   const std::string dir = resolve_vlm_model_dir(a.model, !a.no_pull);
-  auto engine = ImageToText::load(dir, a.threads);
+  auto engine = ImageToText::load(dir, a.threads, a.int8);
   const DescribeOptions shown = engine->resolve(opts);
   const std::string decoding = shown.temperature > 0 ? "temperature " + std::to_string(shown.temperature) + ", seed " +
                                                            std::to_string(*shown.seed)
@@ -318,6 +318,9 @@ void add_describe_command(CLI::App& app) {
   c->add_option("--out,-o", a->out,
                 "Append JSON lines {path, style, text, model, time, ...} here; images already in it are skipped");
   c->add_option("--threads", a->threads, "Compute threads (default: all cores)");
+  c->add_flag("--int8", a->int8,
+              "Language model weights as int8 with per-row scales: ~3x faster decoding, a quarter of the memory, "
+              "slightly different text (see docs/PERFORMANCE.md)");
   c->add_flag("--no-pull", a->no_pull, "Never download a missing model");
   c->callback([a] { run_describe(*a); });
 }

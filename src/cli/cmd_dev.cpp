@@ -21,8 +21,13 @@ void add_dev_commands(CLI::App& app) {
   auto threads = std::make_shared<int>(0);
   conform->add_option("DIR", *dir, "Case folder in the golden layout")->required();
   conform->add_option("--threads", *threads, "Compute threads (default: all cores)");
-  conform->callback([dir, threads] {
+  auto int8 = std::make_shared<bool>(false);
+  conform->add_flag("--int8", *int8,
+                    "Quantize language models to int8 first (measures that format's error; fp32 tolerances will "
+                    "mostly be missed)");
+  conform->callback([dir, threads, int8] {
     set_threads(*threads);
+    dev::set_conform_int8_decoder(*int8);
     std::string kind;
     auto rep = dev::run_conform(*dir, &kind);
     std::printf("case %s (kind: %s)\n%s", dir->c_str(), kind.c_str(), rep.format().c_str());

@@ -49,6 +49,8 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-queue", opts->max_queued, "Waiting jobs before requests get 503")->capture_default_str();
   cmd->add_option("--memory-budget", *budget, "Memory for loaded models, e.g. 12G (default: 3/4 of RAM)");
   cmd->add_option("--threads", opts->threads, "Compute threads (0: all cores)")->capture_default_str();
+  cmd->add_flag("--int8", opts->int8_decoder,
+                "Image-to-text models: language model weights as int8 (faster decoding, slightly less accurate)");
   cmd->add_option("--max-body", opts->max_body_bytes, "Largest request body in bytes")->capture_default_str();
   cmd->add_option("--max-image-bytes", opts->max_image_bytes, "Largest input image file in bytes")
       ->capture_default_str();

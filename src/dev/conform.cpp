@@ -154,6 +154,17 @@ const std::vector<ConformKind>& conform_kinds() {
   return registry();
 }
 
+namespace {
+bool g_int8_decoder = false;
+}
+
+void set_conform_int8_decoder(bool on) {
+  g_int8_decoder = on;
+}
+bool conform_int8_decoder() {
+  return g_int8_decoder;
+}
+
 ConformReport run_conform(const fs::path& dir, std::string* kind_out) {
   CaseDir c = CaseDir::load(dir);
   for (const auto& k : registry()) {

@@ -175,7 +175,7 @@ ModelCatalog::Loaded ModelCatalog::acquire(const ModelInfo& info) {
   if (info.kind == ModelKind::TextToImage)
     loaded.t2i = TextToImage::load(info.dir.string(), options_.load);
   else
-    loaded.i2t = ImageToText::load(info.dir.string(), options_.load.threads);
+    loaded.i2t = ImageToText::load(info.dir.string(), options_.load.threads, options_.load.int8_decoder);
   std::lock_guard lock(mutex_);
   lru_.push_front(std::move(loaded));
   return lru_.front();

@@ -75,6 +75,7 @@ class Idefics3Model {
   const Idefics3Config& config() const { return config_; }
   const SiglipVisionModel& vision_model() const { return vision_; }
   const LlamaModel& text_model() const { return text_; }
+  LlamaModel& text_model() { return text_; }
 
  private:
   Idefics3Config config_;

@@ -127,7 +127,7 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, nn::ParamSource& params, const st
     layers_.push_back(std::move(l));
   }
   norm_ = RmsNorm(params, nn::join(model_prefix, "norm"), C, cfg.rms_norm_eps);
-  lm_head_weight_ = cfg.tie_word_embeddings
+  lm_head_.weight = cfg.tie_word_embeddings
                         ? embed_tokens_.weight
                         : params.get(nn::join(lm_head_prefix, "weight"), {cfg.vocab_size, C}, nn::Init::FanIn);
 }
@@ -239,7 +239,14 @@ at::Tensor LlamaModel::decode(const at::Tensor& input, const at::Tensor& attenti
 }
 
 at::Tensor LlamaModel::lm_head(const at::Tensor& hidden) const {
-  return nn::linear(hidden, lm_head_weight_);
+  return lm_head_(hidden);
+}
+
+void LlamaModel::quantize_int8() {
+  for (Layer& l : layers_)
+    for (nn::Linear* lin : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
+      lin->quantize_int8();
+  lm_head_.quantize_int8();  // tied: an int8 copy; the fp32 table stays for the embedding lookup
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& input, const at::Tensor& attention_mask,

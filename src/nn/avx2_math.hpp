@@ -4,6 +4,8 @@
 // target attribute, so the including file needs no -mavx2 and callers check cpu_has_avx2() first.
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+
+#include <cstdint>
 #define PICTOR_HAVE_X86 1
 #define PICTOR_AVX2 __attribute__((target("avx2,fma")))
 
@@ -26,6 +28,38 @@ PICTOR_AVX2 inline float hmax(__m256 v) {
   s = _mm_max_ps(s, _mm_movehl_ps(s, s));
   s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
   return _mm_cvtss_f32(s);
+}
+
+// Rows a dot product can stream: fp32, or int8 widened to fp32 eight at a time.
+struct FloatRow {
+  const float* p;
+  PICTOR_AVX2 __m256 load8(int64_t i) const { return _mm256_loadu_ps(p + i); }
+  float at(int64_t i) const { return p[i]; }
+};
+struct Int8Row {
+  const int8_t* p;
+  PICTOR_AVX2 __m256 load8(int64_t i) const {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + i))));
+  }
+  float at(int64_t i) const { return static_cast<float>(p[i]); }
+};
+
+// sum_i a[i] * b[i]; four independent accumulators keep the FMA pipeline busy while the rows stream in
+// from memory.
+template <class Row>
+PICTOR_AVX2 inline float dot(const Row& a, const float* b, int64_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a0 = _mm256_fmadd_ps(a.load8(i), _mm256_loadu_ps(b + i), a0);
+    a1 = _mm256_fmadd_ps(a.load8(i + 8), _mm256_loadu_ps(b + i + 8), a1);
+    a2 = _mm256_fmadd_ps(a.load8(i + 16), _mm256_loadu_ps(b + i + 16), a2);
+    a3 = _mm256_fmadd_ps(a.load8(i + 24), _mm256_loadu_ps(b + i + 24), a3);
+  }
+  for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(a.load8(i), _mm256_loadu_ps(b + i), a0);
+  float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (; i < n; ++i) s += a.at(i) * b[i];
+  return s;
 }
 
 // exp for x <= 0 (Cephes' expf: Cody-Waite reduction, degree-6 polynomial, ~1 ulp); below -87.3 it

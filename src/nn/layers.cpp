@@ -17,9 +17,16 @@ Linear::Linear(ParamSource& p, const std::string& prefix, int64_t in, int64_t ou
 }
 
 at::Tensor Linear::operator()(const at::Tensor& x) const {
+  const at::Tensor& w = int8.defined() ? int8.values : weight;
   if (FlopCounter::enabled())  // each output element: in_features multiply-adds
-    FlopCounter::add(2.0 * double(x.numel() / x.size(-1)) * double(weight.numel()));
-  return linear(x, weight, bias);
+    FlopCounter::add(2.0 * double(x.numel() / x.size(-1)) * double(w.numel()));
+  return int8.defined() ? linear_int8(x, int8, bias) : linear(x, weight, bias);
+}
+
+void Linear::quantize_int8() {
+  if (int8.defined()) return;
+  int8 = quantize_rows(weight);
+  weight = at::Tensor();
 }
 
 Conv2d::Conv2d(ParamSource& p, const std::string& prefix, int64_t in, int64_t out, int64_t kernel, int64_t stride_,

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "nn/int8_linear.hpp"
 #include "nn/param_source.hpp"
 
 namespace pictor::nn {
@@ -18,9 +19,12 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
 
 struct Linear {
   at::Tensor weight, bias;  // weight [out, in]; bias may be undefined
+  Int8Matrix int8;          // set by quantize_int8(), which then releases `weight`
   Linear() = default;
   Linear(ParamSource& p, const std::string& prefix, int64_t in, int64_t out, bool has_bias = true);
   at::Tensor operator()(const at::Tensor& x) const;
+  // Replaces the fp32 weight by its per-row int8 form (nn/int8_linear.hpp); inference only from then on.
+  void quantize_int8();
 };
 
 struct Conv2d {

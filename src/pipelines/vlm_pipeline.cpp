@@ -147,6 +147,16 @@ const tokenizers::LlmTokenizer& VisionLanguageModel::tokenizer() const {
   return *impl_->tokenizer;
 }
 
+void VisionLanguageModel::quantize_decoder_int8() {
+  (impl_->family == VlmFamily::Idefics3 ? impl_->idefics3->text_model() : impl_->llava->language_model())
+      .quantize_int8();
+}
+
+bool VisionLanguageModel::decoder_int8() const {
+  return (impl_->family == VlmFamily::Idefics3 ? impl_->idefics3->text_model() : impl_->llava->language_model())
+      .quantized_int8();
+}
+
 nlohmann::json VisionLanguageModel::user_turn(size_t num_images, const std::string& text) {
   nlohmann::json content = nlohmann::json::array();
   for (size_t i = 0; i < num_images; ++i) content.push_back({{"type", "image"}});

@@ -61,6 +61,11 @@ class VisionLanguageModel {
   const models::GenerationConfig& default_generation() const;
   const tokenizers::LlmTokenizer& tokenizer() const;
 
+  // Stores the language model's linear layers as int8 with per-row scales (LlamaModel::quantize_int8):
+  // decoding streams a quarter of the bytes per token. The vision encoder stays fp32.
+  void quantize_decoder_int8();
+  bool decoder_int8() const;
+
   // [{"role": "user", "content": [{"type": "image"} x num_images, {"type": "text", "text": text}]}]
   static nlohmann::json user_turn(size_t num_images, const std::string& text);
   // The chat template applied with add_generation_prompt = true.

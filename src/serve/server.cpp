@@ -42,6 +42,7 @@ jobs::CatalogOptions catalog_options(const ServerOptions& o) {
   c.memory_budget = o.memory_budget;
   c.load.taesd_dir = o.taesd_dir;
   c.load.threads = o.threads;
+  c.load.int8_decoder = o.int8_decoder;
   return c;
 }
 

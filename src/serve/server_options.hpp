@@ -18,6 +18,7 @@ struct ServerOptions {
   int max_queued = 64;                             // more waiting jobs are refused with 503
   uint64_t memory_budget = 0;                      // bytes for loaded models; 0: 3/4 of RAM
   int threads = 0;                                 // compute threads per job; 0: all cores
+  bool int8_decoder = false;                       // image-to-text language models with int8 weights
 
   // Limits on what clients send.
   uint64_t max_body_bytes = 32ull << 20;

@@ -1,0 +1,96 @@
+// The int8 weight format of nn/int8_linear.hpp: quantization error bound, the fused single-row kernel and
+// the multi-row path against the dequantized fp32 product, nn::Linear and a Llama model switched to it.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include "models/kv_cache.hpp"
+#include "models/llama.hpp"
+#include "nn/int8_linear.hpp"
+#include "nn/layers.hpp"
+#include "nn/param_source.hpp"
+
+namespace pictor::nn {
+namespace {
+
+double relative_error(const at::Tensor& got, const at::Tensor& want) {
+  return (got - want).abs().max().item<double>() / std::max(1e-12, want.abs().max().item<double>());
+}
+
+TEST(Int8Linear, QuantizationErrorIsAtMostHalfAStepPerRow) {
+  c10::InferenceMode guard;
+  at::Tensor w = at::randn({37, 129});
+  w[5].zero_();  // an all-zero row must survive (scale 1, values 0)
+  const Int8Matrix q = quantize_rows(w);
+  EXPECT_EQ(q.values.scalar_type(), at::kChar);
+  EXPECT_LE(q.values.abs().max().item<int>(), 127);
+  const at::Tensor step = q.scales.unsqueeze(1);
+  EXPECT_TRUE(((dequantize(q) - w).abs() <= step * 0.5 + 1e-7).all().item<bool>());
+  EXPECT_TRUE(at::equal(dequantize(q)[5], at::zeros({129})));
+  // The row maximum maps to +-127 exactly.
+  EXPECT_EQ(q.values.abs().amax(1)[0].item<int>(), 127);
+}
+
+TEST(Int8Linear, OneRowKernelAndManyRowsMatchTheDequantizedProduct) {
+  c10::InferenceMode guard;
+  for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{576, 576}, {100, 41}, {3, 7}, {1536, 576}}) {
+    const at::Tensor w = at::randn({N, K}), b = at::randn({N});
+    const Int8Matrix q = quantize_rows(w);
+    const at::Tensor wd = dequantize(q);
+    const at::Tensor one = at::randn({1, 1, K}), many = at::randn({2, 5, K});
+    EXPECT_LT(relative_error(linear_int8(one, q, b), at::linear(one, wd, b)), 1e-5) << N << "x" << K;
+    EXPECT_LT(relative_error(linear_int8(one, q, {}), at::linear(one, wd)), 1e-5);
+    EXPECT_LT(relative_error(linear_int8(many, q, b), at::linear(many, wd, b)), 1e-5);
+    // And the format itself stays close to the fp32 layer (per-row steps of max|w| / 127).
+    EXPECT_LT(relative_error(linear_int8(one, q, b), at::linear(one, w, b)), 0.02);
+  }
+}
+
+TEST(Int8Linear, SameBitsOnOneAndTwoThreads) {
+  c10::InferenceMode guard;
+  const int saved = at::get_num_threads();
+  const Int8Matrix q = quantize_rows(at::randn({1000, 300}));
+  const at::Tensor x = at::randn({1, 300});
+  at::set_num_threads(1);
+  const at::Tensor a = linear_int8(x, q);
+  at::set_num_threads(2);
+  EXPECT_TRUE(at::equal(a, linear_int8(x, q)));
+  at::set_num_threads(saved);
+}
+
+TEST(Int8Linear, LinearLayerReleasesItsFp32Weight) {
+  c10::InferenceMode guard;
+  Linear l;
+  l.weight = at::randn({64, 32}), l.bias = at::randn({64});
+  const at::Tensor x = at::randn({3, 32}), want = l(x);
+  l.quantize_int8();
+  EXPECT_FALSE(l.weight.defined());
+  EXPECT_TRUE(l.int8.defined());
+  EXPECT_LT(relative_error(l(x), want), 0.02);
+  l.quantize_int8();  // a second call keeps the int8 form
+  EXPECT_TRUE(l.int8.defined());
+}
+
+TEST(Int8Linear, QuantizedLlamaStaysCloseToFp32AndDecodesThroughTheCache) {
+  c10::InferenceMode guard;
+  models::LlamaConfig cfg;
+  cfg.vocab_size = 300, cfg.hidden_size = 64, cfg.intermediate_size = 128, cfg.num_hidden_layers = 2;
+  cfg.num_attention_heads = 4, cfg.num_key_value_heads = 2, cfg.head_dim = 16, cfg.tie_word_embeddings = true;
+  RandomParams params(7);
+  models::LlamaModel model(cfg, params);
+  const at::Tensor ids = at::randint(3, 300, {1, 9}, at::kLong);
+  const at::Tensor fp32 = model.forward(ids);
+  EXPECT_FALSE(model.quantized_int8());
+  model.quantize_int8();
+  EXPECT_TRUE(model.quantized_int8());
+  const at::Tensor int8 = model.forward(ids);
+  EXPECT_LT(relative_error(int8, fp32), 0.05);
+  // Token-by-token decoding (the one-row kernel) agrees with the full forward of the int8 model.
+  models::KVCache cache;
+  std::vector<at::Tensor> steps{model.forward(ids.narrow(1, 0, 5), {}, {}, &cache)};
+  for (int64_t t = 5; t < 9; ++t) steps.push_back(model.forward(ids.narrow(1, t, 1), {}, {}, &cache));
+  EXPECT_LT(relative_error(at::cat(steps, 1), int8), 1e-4);
+}
+
+}  // namespace
+}  // namespace pictor::nn
