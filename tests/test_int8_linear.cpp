@@ -6,6 +6,8 @@
 
 #include "models/kv_cache.hpp"
 #include "models/llama.hpp"
+#include "nn/decode_kernels.hpp"
+#include "nn/flash_attention.hpp"
 #include "nn/int8_linear.hpp"
 #include "nn/layers.hpp"
 #include "nn/param_source.hpp"
@@ -38,6 +40,10 @@ TEST(Int8Linear, OneRowKernelAndManyRowsMatchTheDequantizedProduct) {
     const Int8Matrix q = quantize_rows(w);
     const at::Tensor wd = dequantize(q);
     const at::Tensor one = at::randn({1, 1, K}), many = at::randn({2, 5, K});
+    // On an AVX2 CPU the one-row product must take the fused kernel, not the dequantizing fallback.
+    if (flash_attention::available()) {
+      EXPECT_TRUE(decode_kernels::matvec_int8(q.values, q.scales, one, b).defined());
+    }
     EXPECT_LT(relative_error(linear_int8(one, q, b), at::linear(one, wd, b)), 1e-5) << N << "x" << K;
     EXPECT_LT(relative_error(linear_int8(one, q, {}), at::linear(one, wd)), 1e-5);
     EXPECT_LT(relative_error(linear_int8(many, q, b), at::linear(many, wd, b)), 1e-5);

@@ -319,7 +319,7 @@ void add_describe_command(CLI::App& app) {
                 "Append JSON lines {path, style, text, model, time, ...} here; images already in it are skipped");
   c->add_option("--threads", a->threads, "Compute threads (default: all cores)");
   c->add_flag("--int8", a->int8,
-              "Language model weights as int8 with per-row scales: ~3x faster decoding, a quarter of the memory, "
+              "Language model weights as int8 with per-row scales: ~2x faster decoding, a quarter of the memory, "
               "slightly different text (see docs/PERFORMANCE.md)");
   c->add_flag("--no-pull", a->no_pull, "Never download a missing model");
   c->callback([a] { run_describe(*a); });

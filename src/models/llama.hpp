@@ -100,7 +100,8 @@ class LlamaModel {
   c10::Device device() const { return device_; }
 
   // Stores every decoder linear layer and the lm_head as int8 with per-row scales (nn/int8_linear.hpp):
-  // a quarter of the memory and of the bytes each decoded token streams. Inference only afterwards.
+  // a quarter of their memory and of the bytes each decoded token streams. A tied lm_head gets an int8 copy
+  // (the fp32 table stays for the embedding lookup). Inference only afterwards.
   void quantize_int8();
   bool quantized_int8() const { return lm_head_.int8.defined(); }
 

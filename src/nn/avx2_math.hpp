@@ -1,7 +1,7 @@
 #pragma once
 // AVX2/FMA building blocks shared by the hand-written CPU kernels (decode_kernels.cpp,
-// flash_attention.cpp). Include only on x86 (PICTOR_HAVE_X86 set below); every function carries its own
-// target attribute, so the including file needs no -mavx2 and callers check cpu_has_avx2() first.
+// flash_attention.cpp, winograd_conv.cpp). Include only on x86 (PICTOR_HAVE_X86 set below); every function carries its
+// own target attribute, so the including file needs no -mavx2 and callers check cpu_has_avx2() first.
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 

@@ -66,24 +66,24 @@ bool PrepackedConv2d::plain_weight_released() const {
 }
 
 at::Tensor PrepackedConv2d::operator()(const at::Tensor& x) const {
+  at::Tensor y = run(x);
+  if (FlopCounter::enabled())  // same count as nn::Conv2d: in_channels * k * k multiply-adds per output
+    FlopCounter::add(2.0 * double(y.numel()) * double(cache_->fan_in));
+  return y;
+}
+
+at::Tensor PrepackedConv2d::run(const at::Tensor& x) const {
   Cache& c = *cache_;
   const std::vector<int64_t> padding{c.conv.padding, c.conv.padding}, stride{c.conv.stride, c.conv.stride};
   const std::vector<int64_t> dilation{1, 1};
-  Conv2d plain;  // set when the plain path runs (outside the lock)
-  at::Tensor packed, bias;
+  at::Tensor weight, packed, bias;  // what the chosen path needs, taken under the lock
   {
     std::lock_guard<std::mutex> lock(c.mutex);
-    if (winograd::worthwhile(x, c.weight_sizes, c.conv.stride, c.conv.padding)) {
-      // Large enough for Winograd, which transforms the plain weight itself on every call.
-      plain = Conv2d(c.conv);
-      plain.weight = c.plain_weight();
-    }
+    bias = c.conv.bias;
+    // Large enough for Winograd, which transforms the plain weight itself on every call.
+    if (winograd::worthwhile(x, c.weight_sizes, c.conv.stride, c.conv.padding)) weight = c.plain_weight();
   }
-  if (plain.weight.defined()) {
-    at::Tensor y = winograd::conv3x3(x, plain.weight, plain.bias);
-    if (FlopCounter::enabled()) FlopCounter::add(2.0 * double(y.numel()) * double(c.fan_in));
-    return y;
-  }
+  if (weight.defined()) return winograd::conv3x3(x, weight, bias);
   {
     std::lock_guard<std::mutex> lock(c.mutex);
     const bool usable = g_prepack && !c.failed && at::hasMKLDNN() && x.is_cpu() && x.scalar_type() == at::kFloat &&
@@ -106,19 +106,13 @@ at::Tensor PrepackedConv2d::operator()(const at::Tensor& x) const {
       if (c.packed.defined() && c.conv.weight.use_count() == 1 && c.conv.weight.storage().use_count() == 1)
         c.conv.weight = at::Tensor();
     }
-    if (usable && c.packed.defined()) {
+    if (usable && c.packed.defined())
       packed = c.packed;
-      bias = c.conv.bias;
-    } else {
-      c.plain_weight();
-      plain = c.conv;
-    }
+    else
+      weight = c.plain_weight();
   }
-  if (!packed.defined()) return plain(x);
-  at::Tensor y = at::mkldnn_convolution(x.contiguous(), packed, bias, padding, stride, dilation, 1);
-  if (FlopCounter::enabled())  // same count as nn::Conv2d: in_channels * k * k multiply-adds per output
-    FlopCounter::add(2.0 * double(y.numel()) * double(c.fan_in));
-  return y;
+  if (!packed.defined()) return at::conv2d(x, weight, bias, stride, padding);
+  return at::mkldnn_convolution(x.contiguous(), packed, bias, padding, stride, dilation, 1);
 }
 
 }  // namespace pictor::nn

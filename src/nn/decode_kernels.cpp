@@ -26,10 +26,13 @@ int64_t grain_for(int64_t row_floats) {
 namespace {
 using avx2::cpu_has_avx2;
 using avx2::exp_nonpositive;
+using avx2::FloatRow;
+using avx2::hmax;
 using avx2::hsum;
+using avx2::Int8Row;
 
 PICTOR_AVX2 inline float dot(const float* a, const float* b, int64_t n) {
-  return avx2::dot(avx2::FloatRow{a}, b, n);
+  return avx2::dot(FloatRow{a}, b, n);
 }
 
 // y += w * x over n elements.
@@ -45,10 +48,7 @@ PICTOR_AVX2 void softmax_row(const float* in, float* out, int64_t n) {
   __m256 mv = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(in + i));
-  float mx = -std::numeric_limits<float>::infinity();
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, mv);
-  for (float l : lanes) mx = std::max(mx, l);
+  float mx = hmax(mv);
   for (int64_t j = i; j < n; ++j) mx = std::max(mx, in[j]);
   const __m256 mxv = _mm256_set1_ps(mx);
   __m256 sv = _mm256_setzero_ps();
@@ -64,9 +64,16 @@ PICTOR_AVX2 void softmax_row(const float* in, float* out, int64_t n) {
   for (int64_t j = i; j < n; ++j) out[j] *= 1.f / sum;
 }
 
-PICTOR_AVX2 void matvec_rows(const float* W, const float* x, const float* bias, float* y, int64_t begin, int64_t end,
-                             int64_t K) {
-  for (int64_t n = begin; n < end; ++n) y[n] = dot(W + n * K, x, K) + (bias ? bias[n] : 0.f);
+// y[n] = (W[n] . x) * scales[n] + bias[n] for rows [begin, end); W rows of fp32 (FloatRow, no scales) or
+// int8 (Int8Row, widened eight at a time).
+template <class Row, class T>
+PICTOR_AVX2 void matvec_rows(const T* W, const float* scales, const float* x, const float* bias, float* y,
+                             int64_t begin, int64_t end, int64_t K) {
+  for (int64_t n = begin; n < end; ++n) {
+    float s = avx2::dot(Row{W + n * K}, x, K);
+    if (scales) s *= scales[n];
+    y[n] = s + (bias ? bias[n] : 0.f);
+  }
 }
 
 PICTOR_AVX2 void attention_row(const float* q, const float* k, const float* v, const float* mask, int64_t mask_stride,
@@ -94,7 +101,10 @@ namespace {
 bool cpu_has_avx2() {
   return false;
 }
-void matvec_rows(const float*, const float*, const float*, float*, int64_t, int64_t, int64_t) {}
+struct FloatRow {};
+struct Int8Row {};
+template <class Row, class T>
+void matvec_rows(const T*, const float*, const float*, const float*, float*, int64_t, int64_t, int64_t) {}
 void attention_row(const float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t,
                    float, float*, float*) {}
 void softmax_row(const float*, float*, int64_t) {}
@@ -107,20 +117,38 @@ bool applicable(const at::Tensor& a) {
          !(a.requires_grad() && at::GradMode::is_enabled());
 }
 
-at::Tensor matvec(const at::Tensor& weight, const at::Tensor& x, const at::Tensor& bias) {
-  if (!cpu_has_avx2() || !applicable(weight) || !applicable(x) || weight.dim() != 2 || !weight.is_contiguous())
+namespace {
+// The one-row product with a contiguous [N, K] matrix W (fp32, or int8 with per-row scales), after the
+// checks common to both; undefined if x or bias do not fit.
+template <class Row, class T>
+at::Tensor one_row_product(const T* W, const float* scales, int64_t N, int64_t K, const at::Tensor& x,
+                           const at::Tensor& bias) {
+  if (!cpu_has_avx2() || !applicable(x) || x.numel() != K ||
+      (bias.defined() && (!applicable(bias) || bias.numel() != N)))
     return {};
-  const int64_t N = weight.size(0), K = weight.size(1);
-  if (x.numel() != K || (bias.defined() && (!applicable(bias) || bias.numel() != N))) return {};
   const at::Tensor xc = x.reshape({K}).contiguous();
   const at::Tensor bc = bias.defined() ? bias.contiguous() : at::Tensor();
-  at::Tensor y = at::empty({N}, weight.options());
-  const float* W = weight.data_ptr<float>();
+  at::Tensor y = at::empty({N}, x.options());
   const float* xp = xc.data_ptr<float>();
   const float* bp = bc.defined() ? bc.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
-  at::parallel_for(0, N, grain_for(K), [&](int64_t b, int64_t e) { matvec_rows(W, xp, bp, yp, b, e, K); });
+  at::parallel_for(0, N, grain_for(K), [&](int64_t b, int64_t e) { matvec_rows<Row>(W, scales, xp, bp, yp, b, e, K); });
   return y;
+}
+}  // namespace
+
+at::Tensor matvec(const at::Tensor& weight, const at::Tensor& x, const at::Tensor& bias) {
+  if (!applicable(weight) || weight.dim() != 2 || !weight.is_contiguous()) return {};
+  return one_row_product<FloatRow>(weight.data_ptr<float>(), nullptr, weight.size(0), weight.size(1), x, bias);
+}
+
+at::Tensor matvec_int8(const at::Tensor& values, const at::Tensor& scales, const at::Tensor& x,
+                       const at::Tensor& bias) {
+  if (values.dim() != 2 || !values.is_cpu() || values.scalar_type() != at::kChar || !values.is_contiguous() ||
+      !applicable(scales) || !scales.is_contiguous() || scales.numel() != values.size(0))
+    return {};
+  return one_row_product<Int8Row>(values.data_ptr<int8_t>(), scales.data_ptr<float>(), values.size(0), values.size(1),
+                                  x, bias);
 }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {

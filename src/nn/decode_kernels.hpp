@@ -4,7 +4,8 @@
 // token while the dispatch, parallel-region and temporary-tensor overhead of those ops added another
 // ~10 ms. These kernels do the same arithmetic in one pass each:
 //
-//   matvec        y = W x + b for one input row (BLAS sgemm packs the whole matrix for a single row);
+//   matvec        y = W x + b for one input row (BLAS sgemm packs the whole matrix for a single row),
+//                 W fp32 or int8 with per-row scales (matvec_int8);
 //   rms_norm      Llama's RMSNorm;
 //   rotate_half   RoPE applied in place to a [B, T, H, D] projection output;
 //   small_query_attention   softmax(q k^T * scale + mask) v for a few query rows against a KV cache;
@@ -23,6 +24,9 @@ bool applicable(const at::Tensor& a);
 
 // weight [N, K] contiguous, x with K elements, bias [N] or undefined -> [N]. Undefined if not applicable.
 at::Tensor matvec(const at::Tensor& weight, const at::Tensor& x, const at::Tensor& bias);
+// The same for an int8 weight with one fp32 scale per row (nn/int8_linear.hpp): values [N, K] int8 and
+// scales [N], both contiguous; y[n] = (values[n] . x) * scales[n] + bias[n].
+at::Tensor matvec_int8(const at::Tensor& values, const at::Tensor& scales, const at::Tensor& x, const at::Tensor& bias);
 
 // x [..., C] -> weight * x / sqrt(mean(x^2) + eps), per row. Undefined if not applicable.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);

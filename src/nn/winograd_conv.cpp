@@ -17,10 +17,7 @@
 
 #include "nn/one_blas_thread.hpp"
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define PICTOR_X86_TRANSPOSE 1
-#endif
+#include "nn/avx2_math.hpp"  // PICTOR_HAVE_X86 for the 8 x 8 transpose
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 // The transform loops are compiled twice and the AVX2 copy is picked at load time where the CPU has it.
@@ -71,9 +68,9 @@ void transform_weights_into(const float* w, int64_t K, int64_t C, float* U) {
   });
 }
 
-#ifdef PICTOR_X86_TRANSPOSE
+#ifdef PICTOR_HAVE_X86
 // dst[c][r] = src[r][c] for one 8 x 8 block: the classic unpack / shuffle / lane-permute sequence.
-__attribute__((target("avx"))) void transpose8x8(const float* src, int64_t ss, float* dst, int64_t ds) {
+PICTOR_AVX2 void transpose8x8(const float* src, int64_t ss, float* dst, int64_t ds) {
   __m256 r[8], t[8];
   for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ss);
   for (int i = 0; i < 8; i += 2) {
@@ -94,11 +91,11 @@ __attribute__((target("avx"))) void transpose8x8(const float* src, int64_t ss, f
 #endif
 
 // dst[c][r] = src[r][c] for an R x Cols matrix in 32 x 32 squares (8 x 8 vector blocks where the CPU has
-// AVX), spread over the threads.
+// AVX2), spread over the threads.
 void transpose(const float* src, int64_t R, int64_t Cols, int64_t src_stride, float* dst, int64_t dst_stride) {
   constexpr int64_t kSquare = 32;
-#ifdef PICTOR_X86_TRANSPOSE
-  static const bool avx = __builtin_cpu_supports("avx");
+#ifdef PICTOR_HAVE_X86
+  const bool avx = avx2::cpu_has_avx2();
 #else
   constexpr bool avx = false;
 #endif
@@ -107,7 +104,7 @@ void transpose(const float* src, int64_t R, int64_t Cols, int64_t src_stride, fl
       for (int64_t c0 = 0; c0 < Cols; c0 += kSquare) {
         const int64_t r1 = std::min(R, r0 + kSquare), c1 = std::min(Cols, c0 + kSquare);
         int64_t rv = r0, cv = c0;  // the part covered by whole 8 x 8 blocks
-#ifdef PICTOR_X86_TRANSPOSE
+#ifdef PICTOR_HAVE_X86
         if (avx) {
           rv = r0 + (r1 - r0) / 8 * 8, cv = c0 + (c1 - c0) / 8 * 8;
           for (int64_t r = r0; r < rv; r += 8)

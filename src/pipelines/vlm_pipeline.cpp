@@ -92,6 +92,11 @@ struct VisionLanguageModel::Impl {
   std::unique_ptr<models::LlavaModel> llava;
   std::unique_ptr<models::ClipImageProcessor> clip_processor;
   std::string llava_image_token = "<image>";
+
+  // The family's language model (Idefics3's text model or LLaVA's).
+  models::LlamaModel& language_model() const {
+    return family == VlmFamily::Idefics3 ? idefics3->text_model() : llava->language_model();
+  }
 };
 
 VisionLanguageModel::VisionLanguageModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -148,13 +153,11 @@ const tokenizers::LlmTokenizer& VisionLanguageModel::tokenizer() const {
 }
 
 void VisionLanguageModel::quantize_decoder_int8() {
-  (impl_->family == VlmFamily::Idefics3 ? impl_->idefics3->text_model() : impl_->llava->language_model())
-      .quantize_int8();
+  impl_->language_model().quantize_int8();
 }
 
 bool VisionLanguageModel::decoder_int8() const {
-  return (impl_->family == VlmFamily::Idefics3 ? impl_->idefics3->text_model() : impl_->llava->language_model())
-      .quantized_int8();
+  return impl_->language_model().quantized_int8();
 }
 
 nlohmann::json VisionLanguageModel::user_turn(size_t num_images, const std::string& text) {
@@ -217,8 +220,7 @@ VlmOutput VisionLanguageModel::generate(const VlmInputs& in, const models::Gener
   if (!g.stop_strings.empty())
     cb.decode = [&](int, const std::vector<int64_t>& t) { return impl_->tokenizer->decode(t, true); };
 
-  const auto device =
-      impl_->family == VlmFamily::Idefics3 ? impl_->idefics3->text_model().device() : impl_->llava->device();
+  const auto device = impl_->language_model().device();
   const at::Tensor ids = in.input_ids.to(device), mask = in.attention_mask.to(device);
   const at::Tensor pixels = in.pixel_values.to(device);
   const models::GenerationResult r =
