@@ -71,6 +71,16 @@ TEST(DecodeKernels, RotaryInPlaceMatchesRotateHalf) {
   at::Tensor z = x.clone();
   ASSERT_TRUE(dk::rotate_half_inplace(z, c1, s1));
   expect_close(z.transpose(1, 2), models::RotaryEmbedding::apply(x.transpose(1, 2), c1, s1));
+  // A slice of a joined q/k/v projection: rows with a stride, rotated in place without touching the rest.
+  const at::Tensor joined = at::randn({2, 3, 3 * 4 * 64});
+  at::Tensor work = joined.clone();
+  at::Tensor k = work.narrow(2, 4 * 64, 4 * 64).view({2, 3, 4, 64});
+  ASSERT_FALSE(k.is_contiguous());
+  ASSERT_TRUE(dk::rotate_half_inplace(k, cos, sin));
+  expect_close(k.transpose(1, 2), models::RotaryEmbedding::apply(
+                                      joined.narrow(2, 256, 256).view({2, 3, 4, 64}).transpose(1, 2), cos, sin));
+  EXPECT_TRUE(at::equal(work.narrow(2, 0, 256), joined.narrow(2, 0, 256)));
+  EXPECT_TRUE(at::equal(work.narrow(2, 512, 256), joined.narrow(2, 512, 256)));
 }
 
 TEST(DecodeKernels, SoftmaxRowsMatchesATen) {

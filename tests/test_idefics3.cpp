@@ -256,6 +256,10 @@ TEST(SiglipVision, ConfigAndInputErrors) {
   const auto out = model.forward(at::rand({2, 3, 32, 32}), {}, true);
   EXPECT_EQ(out.pooler_output.sizes(), (std::vector<int64_t>{2, 16}));
   EXPECT_EQ(out.hidden_states.size(), 2u);
+  // The embeddings (and so every residual sum after them) are laid out [B, T, C], not as the transposed
+  // convolution output: each LayerNorm would otherwise copy its input first.
+  EXPECT_TRUE(out.hidden_states[0].is_contiguous());
+  EXPECT_TRUE(out.hidden_states[1].is_contiguous());
   EXPECT_TRUE(contains(error_of<Error>([&] { model.forward(at::rand({1, 3, 40, 40})); }), "expects 32x32"));
   EXPECT_TRUE(contains(error_of<Error>([&] {
                          model.forward(at::rand({1, 3, 4, 32}), at::ones({1, 0, 4}, at::kBool));

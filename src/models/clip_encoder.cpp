@@ -11,12 +11,16 @@ ClipAttention::ClipAttention(nn::ParamSource& p, const std::string& prefix, int6
       k_proj(p, nn::join(prefix, "k_proj"), hidden, hidden),
       v_proj(p, nn::join(prefix, "v_proj"), hidden, hidden),
       out_proj(p, nn::join(prefix, "out_proj"), hidden, hidden),
+      qkv(nn::join_outputs({&q_proj, &k_proj, &v_proj})),
       num_heads(heads) {}
 
 at::Tensor ClipAttention::operator()(const at::Tensor& x, const at::Tensor& mask) const {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2), D = C / num_heads;
-  auto heads = [&](const at::Tensor& t) { return t.view({B, T, num_heads, D}).transpose(1, 2); };
-  at::Tensor o = nn::attention(heads(q_proj(x)), heads(k_proj(x)), heads(v_proj(x)), mask);
+  // One product for q, k and v; each is a strided [B, H, T, D] view of it (the attention kernels take
+  // any strides with a unit last one).
+  const at::Tensor joined = qkv(x).view({B, T, 3, num_heads, D});
+  auto heads = [&](int64_t i) { return joined.select(2, i).transpose(1, 2); };
+  at::Tensor o = nn::attention(heads(0), heads(1), heads(2), mask);
   return out_proj(o.transpose(1, 2).reshape({B, T, C}));
 }
 
@@ -27,7 +31,7 @@ ClipMlp::ClipMlp(nn::ParamSource& p, const std::string& prefix, int64_t hidden, 
       activation(act) {}
 
 at::Tensor ClipMlp::operator()(const at::Tensor& x) const {
-  return fc2(nn::activate(fc1(x), activation));
+  return fc2(fc1(x, activation));
 }
 
 ClipEncoderLayer::ClipEncoderLayer(nn::ParamSource& p, const std::string& prefix, const ClipEncoderConfig& cfg)

@@ -22,9 +22,11 @@ struct ClipEncoderConfig {
   double layer_norm_eps = 1e-5;
 };
 
-// Multi-head self-attention with separate q/k/v projections (all with bias).
+// Multi-head self-attention with separate q/k/v projections (all with bias) in the checkpoint; they run
+// as one joined product (`qkv`, whose slices q_proj/k_proj/v_proj view).
 struct ClipAttention {
   nn::Linear q_proj, k_proj, v_proj, out_proj;
+  nn::Linear qkv;
   int64_t num_heads = 0;
   ClipAttention() = default;
   ClipAttention(nn::ParamSource& p, const std::string& prefix, int64_t hidden, int64_t heads);

@@ -116,13 +116,15 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, nn::ParamSource& params, const st
     const std::string p = nn::join(model_prefix, "layers." + std::to_string(i));
     Layer l;
     l.input_layernorm = RmsNorm(params, p + ".input_layernorm", C, cfg.rms_norm_eps);
-    l.q_proj = nn::Linear(params, p + ".self_attn.q_proj", C, H * D, cfg.attention_bias);
-    l.k_proj = nn::Linear(params, p + ".self_attn.k_proj", C, KV * D, cfg.attention_bias);
-    l.v_proj = nn::Linear(params, p + ".self_attn.v_proj", C, KV * D, cfg.attention_bias);
+    nn::Linear q(params, p + ".self_attn.q_proj", C, H * D, cfg.attention_bias);
+    nn::Linear k(params, p + ".self_attn.k_proj", C, KV * D, cfg.attention_bias);
+    nn::Linear v(params, p + ".self_attn.v_proj", C, KV * D, cfg.attention_bias);
+    l.qkv = nn::join_outputs({&q, &k, &v});
     l.o_proj = nn::Linear(params, p + ".self_attn.o_proj", H * D, C, cfg.attention_bias);
     l.post_attention_layernorm = RmsNorm(params, p + ".post_attention_layernorm", C, cfg.rms_norm_eps);
-    l.gate_proj = nn::Linear(params, p + ".mlp.gate_proj", C, cfg.intermediate_size, cfg.mlp_bias);
-    l.up_proj = nn::Linear(params, p + ".mlp.up_proj", C, cfg.intermediate_size, cfg.mlp_bias);
+    nn::Linear gate(params, p + ".mlp.gate_proj", C, cfg.intermediate_size, cfg.mlp_bias);
+    nn::Linear up(params, p + ".mlp.up_proj", C, cfg.intermediate_size, cfg.mlp_bias);
+    l.gate_up = nn::join_outputs({&gate, &up});
     l.down_proj = nn::Linear(params, p + ".mlp.down_proj", cfg.intermediate_size, C, cfg.mlp_bias);
     layers_.push_back(std::move(l));
   }
@@ -180,9 +182,10 @@ at::Tensor LlamaModel::attention(const Layer& layer, int64_t index, const at::Te
                                  const at::Tensor& cos, const at::Tensor& sin, KVCache* cache) const {
   const int64_t B = x.size(0), T = x.size(1), H = config_.num_attention_heads, KV = config_.num_key_value_heads,
                 D = config_.head_dim, group = H / KV;
-  at::Tensor q = RotaryEmbedding::apply_to_projection(layer.q_proj(x).view({B, T, H, D}), cos, sin);
-  at::Tensor k = RotaryEmbedding::apply_to_projection(layer.k_proj(x).view({B, T, KV, D}), cos, sin);
-  at::Tensor v = layer.v_proj(x).view({B, T, KV, D}).transpose(1, 2);
+  const at::Tensor qkv = layer.qkv(x);  // [B, T, (H + 2 KV) D]: q, k and v side by side
+  at::Tensor q = RotaryEmbedding::apply_to_projection(qkv.narrow(2, 0, H * D).view({B, T, H, D}), cos, sin);
+  at::Tensor k = RotaryEmbedding::apply_to_projection(qkv.narrow(2, H * D, KV * D).view({B, T, KV, D}), cos, sin);
+  at::Tensor v = qkv.narrow(2, (H + KV) * D, KV * D).view({B, T, KV, D}).transpose(1, 2);
   if (cache) std::tie(k, v) = cache->append(index, k, v);
   const int64_t S = k.size(2);
   // Grouped-query attention without copying the keys per query head: the `group` query heads that share
@@ -224,13 +227,7 @@ at::Tensor LlamaModel::decode(const at::Tensor& input, const at::Tensor& attenti
     const Layer& l = layers_[i];
     const at::Tensor a = attention(l, static_cast<int64_t>(i), l.input_layernorm(h), mask, cos, sin, cache);
     h = in_place && !hidden_states ? h.add_(a) : h + a;
-    const at::Tensor x = l.post_attention_layernorm(h);
-    at::Tensor gate = l.gate_proj(x);
-    // Without autograd the activation and the gating product reuse the gate's buffer (decoding runs
-    // this 30+ times per token; each saved temporary is a saved allocation).
-    gate = in_place ? nn::activate_(gate, config_.activation).mul_(l.up_proj(x))
-                    : nn::activate(gate, config_.activation) * l.up_proj(x);
-    const at::Tensor m = l.down_proj(gate);
+    const at::Tensor m = l.down_proj(nn::gated(l.gate_up(l.post_attention_layernorm(h)), config_.activation));
     h = in_place && !hidden_states ? h.add_(m) : h + m;
   }
   h = norm_(h);
@@ -244,8 +241,7 @@ at::Tensor LlamaModel::lm_head(const at::Tensor& hidden) const {
 
 void LlamaModel::quantize_int8() {
   for (Layer& l : layers_)
-    for (nn::Linear* lin : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
-      lin->quantize_int8();
+    for (nn::Linear* lin : {&l.qkv, &l.o_proj, &l.gate_up, &l.down_proj}) lin->quantize_int8();
   lm_head_.quantize_int8();  // tied: an int8 copy; the fp32 table stays for the embedding lookup
 }
 

@@ -106,10 +106,13 @@ class LlamaModel {
   bool quantized_int8() const { return lm_head_.int8.defined(); }
 
  private:
+  // The checkpoint's q/k/v projections run as one joined product (`qkv`, outputs side by side in that
+  // order), and so do gate/up (`gate_up`): decoding streams each weight once per token, and fewer, longer
+  // matrix-vector products keep the memory pipeline fuller than seven short ones.
   struct Layer {
     RmsNorm input_layernorm, post_attention_layernorm;
-    nn::Linear q_proj, k_proj, v_proj, o_proj;
-    nn::Linear gate_proj, up_proj, down_proj;
+    nn::Linear qkv, o_proj;
+    nn::Linear gate_up, down_proj;
   };
   at::Tensor attention(const Layer& layer, int64_t index, const at::Tensor& x, const at::Tensor& mask,
                        const at::Tensor& cos, const at::Tensor& sin, KVCache* cache) const;

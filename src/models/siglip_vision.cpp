@@ -130,7 +130,9 @@ at::Tensor SiglipVisionModel::embed(const at::Tensor& pixel_values, const at::Te
     throw Error("SigLIP vision: image size " + std::to_string(H) + "x" + std::to_string(W) +
                 " is smaller than patch_size " + std::to_string(P));
   const at::Tensor x = pixel_values.to(position_embedding_.weight.device(), at::kFloat);
-  const at::Tensor patches = patch_embedding_(x).flatten(2).transpose(1, 2);  // [B, rows*cols, C]
+  // [B, rows*cols, C], made contiguous: a sum with the transposed conv output would keep its strides, and
+  // every residual add and LayerNorm of the encoder would then run on (and copy) a transposed layout.
+  const at::Tensor patches = patch_embedding_(x).flatten(2).transpose(1, 2).contiguous();
   if (!patch_attention_mask.defined()) {
     if (H != config_.image_size || W != config_.image_size)
       throw Error("SigLIP vision: image is " + std::to_string(H) + "x" + std::to_string(W) + ", the model expects " +

@@ -6,6 +6,7 @@
 #include <ATen/Parallel.h>
 
 #include "nn/avx2_math.hpp"
+#include "nn/parallel_parts.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -132,7 +133,12 @@ at::Tensor one_row_product(const T* W, const float* scales, int64_t N, int64_t K
   const float* xp = xc.data_ptr<float>();
   const float* bp = bc.defined() ? bc.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
-  at::parallel_for(0, N, grain_for(K), [&](int64_t b, int64_t e) { matvec_rows<Row>(W, scales, xp, bp, yp, b, e, K); });
+  // Blocks of ~64 KiB of weights taken one at a time by the threads (nn/parallel_parts.hpp): a token's
+  // products are short, so a fixed half per thread left one core waiting whenever the other was slowed.
+  const int64_t rows = std::max<int64_t>(1, (int64_t(64) << 10) / std::max<int64_t>(K * int64_t(sizeof(T)), 1));
+  parallel_parts((N + rows - 1) / rows, [&](int64_t part) {
+    matvec_rows<Row>(W, scales, xp, bp, yp, part * rows, std::min(N, (part + 1) * rows), K);
+  });
   return y;
 }
 }  // namespace
@@ -175,7 +181,7 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 }
 
 bool rotate_half_inplace(at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  if (!applicable(x) || !x.is_contiguous() || x.dim() != 4 || !applicable(cos) || !applicable(sin)) return false;
+  if (!applicable(x) || x.dim() != 4 || x.stride(3) != 1 || !applicable(cos) || !applicable(sin)) return false;
   const int64_t B = x.size(0), T = x.size(1), H = x.size(2), D = x.size(3), half = D / 2;
   if (D % 2 || cos.dim() != 3 || cos.sizes() != sin.sizes() || cos.size(1) != T || cos.size(2) != D ||
       (cos.size(0) != B && cos.size(0) != 1))
@@ -191,7 +197,7 @@ bool rotate_half_inplace(at::Tensor& x, const at::Tensor& cos, const at::Tensor&
       const float* c = cp + table;
       const float* s = sp + table;
       for (int64_t h = 0; h < H; ++h) {
-        float* row = xp + ((b * T + t) * H + h) * D;
+        float* row = xp + b * x.stride(0) + t * x.stride(1) + h * x.stride(2);
         for (int64_t i = 0; i < half; ++i) {  // x * cos + cat(-x2, x1) * sin, one pair at a time
           const float x1 = row[i], x2 = row[i + half];
           row[i] = x1 * c[i] - x2 * s[i];
@@ -238,17 +244,15 @@ at::Tensor small_query_attention(const at::Tensor& q, const at::Tensor& k, const
   const float* mp = m.defined() ? m.data_ptr<float>() : nullptr;
   float* op = out.data_ptr<float>();
   const float sc = float(scale);
-  at::parallel_for(0, B * H * Tq, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(static_cast<size_t>(S));
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t b = r / (H * Tq), h = (r / Tq) % H, t = r % Tq;
-      const float* qr = qp + b * q.stride(0) + h * q.stride(1) + t * q.stride(2);
-      const float* kr = kp + b * k.stride(0) + h * k.stride(1);
-      const float* vr = vp + b * v.stride(0) + h * v.stride(1);
-      const float* mr = mp ? mp + b * m.stride(0) + h * m.stride(1) + t * m.stride(2) : nullptr;
-      attention_row(qr, kr, vr, mr, mp ? m.stride(3) : 0, S, D, k.stride(2), v.stride(2), sc, scores.data(),
-                    op + r * D);
-    }
+  parallel_parts(B * H * Tq, [&](int64_t r) {
+    thread_local std::vector<float> scores;
+    scores.resize(static_cast<size_t>(S));
+    const int64_t b = r / (H * Tq), h = (r / Tq) % H, t = r % Tq;
+    const float* qr = qp + b * q.stride(0) + h * q.stride(1) + t * q.stride(2);
+    const float* kr = kp + b * k.stride(0) + h * k.stride(1);
+    const float* vr = vp + b * v.stride(0) + h * v.stride(1);
+    const float* mr = mp ? mp + b * m.stride(0) + h * m.stride(1) + t * m.stride(2) : nullptr;
+    attention_row(qr, kr, vr, mr, mp ? m.stride(3) : 0, S, D, k.stride(2), v.stride(2), sc, scores.data(), op + r * D);
   });
   return out;
 }

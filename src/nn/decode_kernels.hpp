@@ -31,8 +31,8 @@ at::Tensor matvec_int8(const at::Tensor& values, const at::Tensor& scales, const
 // x [..., C] -> weight * x / sqrt(mean(x^2) + eps), per row. Undefined if not applicable.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
-// Rotates x [B, T, H, D] (contiguous) in place with tables cos/sin [B or 1, T, D] (the two halves of each
-// table row equal, as RotaryEmbedding builds them). Returns false (x untouched) if not applicable.
+// Rotates x [B, T, H, D] (any strides with a unit last one) in place with tables cos/sin [B or 1, T, D] (the two halves
+// of each table row equal, as RotaryEmbedding builds them). Returns false (x untouched) if not applicable.
 bool rotate_half_inplace(at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
 // out = softmax(in) over the last dimension, row by row on this thread (the attention blocks call it from

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "nn/avx2_math.hpp"
+#include "nn/parallel_parts.hpp"
 
 namespace pictor::nn::flash_attention {
 
@@ -203,13 +204,11 @@ bool run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at
                          m4.defined() ? m4.stride(2) : 0};
   const float* mp = m4.defined() ? m4.data_ptr<float>() : nullptr;
   const int64_t blocks = (sh.Tq + kRowsPerTask - 1) / kRowsPerTask;
-  at::parallel_for(0, sh.B * sh.H * blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t bh = t / blocks, i0 = (t % blocks) * kRowsPerTask;
-      run_task(sh, q.data_ptr<float>(), qs, kp.data_ptr<float>() + bh * sh.Tk_pad * sh.D,
-               vp.data_ptr<float>() + bh * sh.Tk * sh.Dv, mp, ms, static_cast<float>(scale), out.data_ptr<float>(), os,
-               bh / sh.H, bh % sh.H, i0, std::min(kRowsPerTask, sh.Tq - i0));
-    }
+  parallel_parts(sh.B * sh.H * blocks, [&](int64_t t) {
+    const int64_t bh = t / blocks, i0 = (t % blocks) * kRowsPerTask;
+    run_task(sh, q.data_ptr<float>(), qs, kp.data_ptr<float>() + bh * sh.Tk_pad * sh.D,
+             vp.data_ptr<float>() + bh * sh.Tk * sh.Dv, mp, ms, static_cast<float>(scale), out.data_ptr<float>(), os,
+             bh / sh.H, bh % sh.H, i0, std::min(kRowsPerTask, sh.Tq - i0));
   });
   return true;
 }

@@ -2,7 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "core/error.hpp"
+#include "nn/activation_kernels.hpp"
 #include "nn/flop_counter.hpp"
 
 namespace pictor::nn {
@@ -21,6 +24,36 @@ at::Tensor Linear::operator()(const at::Tensor& x) const {
   if (FlopCounter::enabled())  // each output element: in_features multiply-adds
     FlopCounter::add(2.0 * double(x.numel() / x.size(-1)) * double(w.numel()));
   return int8.defined() ? linear_int8(x, int8, bias) : linear(x, weight, bias);
+}
+
+at::Tensor Linear::operator()(const at::Tensor& x, Activation then) const {
+  if (int8.defined()) return activate((*this)(x), then);
+  if (FlopCounter::enabled()) FlopCounter::add(2.0 * double(x.numel() / x.size(-1)) * double(weight.numel()));
+  return linear(x, weight, bias, then);
+}
+
+Linear join_outputs(std::initializer_list<Linear*> parts) {
+  if (parts.size() == 0) throw Error("join_outputs: no layers to join");
+  const Linear& first = **parts.begin();
+  std::vector<at::Tensor> weights, biases;
+  for (const Linear* l : parts) {
+    if (l->int8.defined() || !l->weight.defined()) throw Error("join_outputs: only fp32 layers can be joined");
+    if (l->weight.size(1) != first.weight.size(1) || l->bias.defined() != first.bias.defined())
+      throw Error("join_outputs: the layers differ in in_features or in having a bias");
+    weights.push_back(l->weight);
+    if (l->bias.defined()) biases.push_back(l->bias);
+  }
+  Linear joined;
+  joined.weight = at::cat(weights, 0);
+  if (first.bias.defined()) joined.bias = at::cat(biases, 0);
+  int64_t row = 0;
+  for (Linear* l : parts) {
+    const int64_t n = l->weight.size(0);
+    l->weight = joined.weight.narrow(0, row, n);
+    if (l->bias.defined()) l->bias = joined.bias.narrow(0, row, n);
+    row += n;
+  }
+  return joined;
 }
 
 void Linear::quantize_int8() {
@@ -97,11 +130,19 @@ at::Tensor activate(const at::Tensor& x, Activation a) {
   return x;
 }
 
+at::Tensor gated(const at::Tensor& gate_up, Activation a) {
+  if (gate_up.size(-1) % 2) throw Error("gated: the joined gate/up projection has an odd width");
+  if (at::Tensor fused = activation_kernels::gated(gate_up, a); fused.defined()) return fused;
+  const auto halves = gate_up.chunk(2, -1);
+  return activate(halves[0], a) * halves[1];
+}
+
 at::Tensor& activate_(at::Tensor& x, Activation a) {
+  if (activation_kernels::apply_(x, a)) return x;
   switch (a) {
     case Activation::SiLU: return at::silu_(x);
-    case Activation::GELU: return x.copy_(at::gelu(x));
-    case Activation::GELUTanh: return x.copy_(at::gelu(x, "tanh"));
+    case Activation::GELU: return at::gelu_(x);
+    case Activation::GELUTanh: return at::gelu_(x, "tanh");
     case Activation::QuickGELU: return x.mul_(at::sigmoid(x * 1.702));
     case Activation::ReLU: return at::relu_(x);
   }

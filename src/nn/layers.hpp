@@ -4,6 +4,7 @@
 // differentiable ATen ops so autograd can train through them.
 #include <ATen/core/Tensor.h>
 
+#include <initializer_list>
 #include <string>
 
 #include "nn/int8_linear.hpp"
@@ -14,8 +15,23 @@ namespace pictor::nn {
 // Joins checkpoint name parts: join("a.b", "c") == "a.b.c"; an empty prefix yields the name.
 std::string join(const std::string& prefix, const std::string& name);
 
+// Activations by their config names ("silu"/"swish", "gelu", "gelu_pytorch_tanh"/"gelu_new",
+// "quick_gelu", "relu"); throws Unsupported for anything else, naming `where`.
+enum class Activation { SiLU, GELU, GELUTanh, QuickGELU, ReLU };
+Activation parse_activation(const std::string& name, const std::string& where);
+at::Tensor activate(const at::Tensor& x, Activation a);
+// In place (x is overwritten and returned); only for tensors autograd does not need.
+at::Tensor& activate_(at::Tensor& x, Activation a);
+// The gated unit of Llama-style MLPs: a(first half) * second half of the last dimension of `gate_up` (the
+// joined gate and up projections), in one pass at inference.
+at::Tensor gated(const at::Tensor& gate_up, Activation a);
+
 // y = x W^T + b over the last dimension of x (at::linear); see nn/linear.cpp for how the CPU runs it.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
+// activation(x W^T + b). At inference on the CPU the activation runs on each block of the product as soon
+// as it is computed, while the block is still in cache (an MLP's hidden layer is the largest tensor of a
+// transformer block; a separate pass would stream it through memory twice more).
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, Activation then);
 
 struct Linear {
   at::Tensor weight, bias;  // weight [out, in]; bias may be undefined
@@ -23,9 +39,16 @@ struct Linear {
   Linear() = default;
   Linear(ParamSource& p, const std::string& prefix, int64_t in, int64_t out, bool has_bias = true);
   at::Tensor operator()(const at::Tensor& x) const;
+  at::Tensor operator()(const at::Tensor& x, Activation then) const;  // then(this(x)), fused as nn::linear
   // Replaces the fp32 weight by its per-row int8 form (nn/int8_linear.hpp); inference only from then on.
   void quantize_int8();
 };
+
+// Joins fp32 linear layers that read the same input into one product whose output is theirs side by side
+// (e.g. attention's q, k and v projections: one pass over the input and one BLAS call instead of three).
+// Each part's weight and bias become views into the joined tensors, so no memory is added and the parts
+// still work on their own. All parts need the same in_features and either all or none a bias.
+Linear join_outputs(std::initializer_list<Linear*> parts);
 
 struct Conv2d {
   at::Tensor weight, bias;
@@ -61,13 +84,5 @@ struct Embedding {
   Embedding(ParamSource& p, const std::string& prefix, int64_t num, int64_t dim);
   at::Tensor operator()(const at::Tensor& ids) const;
 };
-
-// Activations by their config names ("silu"/"swish", "gelu", "gelu_pytorch_tanh"/"gelu_new",
-// "quick_gelu", "relu"); throws Unsupported for anything else, naming `where`.
-enum class Activation { SiLU, GELU, GELUTanh, QuickGELU, ReLU };
-Activation parse_activation(const std::string& name, const std::string& where);
-at::Tensor activate(const at::Tensor& x, Activation a);
-// In place (x is overwritten and returned); only for tensors autograd does not need.
-at::Tensor& activate_(at::Tensor& x, Activation a);
 
 }  // namespace pictor::nn

@@ -7,6 +7,8 @@
 //   depends only on the shape, so every output element sees the same arithmetic whatever the thread count (OpenBLAS's
 //   own threading rounds differently per split) and a seed gives the same image with
 //   --threads 1 and 2; equal parts keep 2, 4 or 8 threads evenly loaded.
+// - An activation asked for with the product (nn::linear(x, w, b, then)) runs on each part as soon as
+//   BLAS has written it, on the same thread, while the part is in cache.
 // With autograd recording, on other devices or dtypes, it is at::linear.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -16,6 +18,7 @@
 #include "nn/decode_kernels.hpp"
 #include "nn/layers.hpp"
 #include "nn/one_blas_thread.hpp"
+#include "nn/parallel_parts.hpp"
 
 namespace pictor::nn {
 
@@ -27,12 +30,13 @@ constexpr int64_t kAlign = 16;        // column blocks a multiple of the BLAS ke
 int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
-}  // namespace
 
-at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+// `then`, if given, is applied to each block of the output right after its product.
+at::Tensor linear_then(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, const Activation* then) {
   namespace dk = decode_kernels;
+  auto finish = [&](at::Tensor y) { return then ? activate_(y, *then) : y; };
   if (!dk::applicable(x) || !dk::applicable(weight) || weight.dim() != 2 || (bias.defined() && !dk::applicable(bias)))
-    return at::linear(x, weight, bias);
+    return then ? activate(at::linear(x, weight, bias), *then) : at::linear(x, weight, bias);
   const int64_t in = x.size(-1), N = weight.size(0), M = in ? x.numel() / in : 0;
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = N;
@@ -43,9 +47,9 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
       const at::Tensor row = x.reshape({in});
       y = bias.defined() ? at::addmv(bias, weight, row) : at::mv(weight, row);
     }
-    return y.view(shape);
+    return finish(y.view(shape));
   }
-  if (M == 0 || in != weight.size(1)) return at::linear(x, weight, bias);
+  if (M == 0 || in != weight.size(1)) return finish(at::linear(x, weight, bias));
   const at::Tensor x2 = x.reshape({M, in});
   at::Tensor out = at::empty({M, N}, x.options());
   // Each part re-packs the operand it shares with the others (BLAS copies it into its blocked layout):
@@ -53,29 +57,34 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   const bool by_rows = M >= kParts * kMinPartRows && M >= N;
   const int64_t step = by_rows ? ceil_div(M, kParts) : ceil_div(ceil_div(N, kParts), kAlign) * kAlign;
   const int64_t parts = ceil_div(by_rows ? M : N, step);
-  const bool inference = c10::InferenceMode::is_enabled();
-  at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
-    c10::InferenceMode guard(inference);  // thread-local: the worker threads need it too
+  parallel_parts(parts, [&](int64_t part) {
     OneBlasThread one;
-    for (int64_t part = begin; part < end; ++part) {
-      const int64_t start = part * step, len = std::min(step, (by_rows ? M : N) - start);
-      if (by_rows) {
-        at::Tensor o = out.narrow(0, start, len);
-        if (bias.defined())
-          at::addmm_out(o, bias, x2.narrow(0, start, len), weight.t());
-        else
-          at::mm_out(o, x2.narrow(0, start, len), weight.t());
-      } else {
-        at::Tensor o = out.narrow(1, start, len);
-        const at::Tensor wt = weight.narrow(0, start, len).t();
-        if (bias.defined())
-          at::addmm_out(o, bias.narrow(0, start, len), x2, wt);
-        else
-          at::mm_out(o, x2, wt);
-      }
+    const int64_t start = part * step, len = std::min(step, (by_rows ? M : N) - start);
+    at::Tensor o = out.narrow(by_rows ? 0 : 1, start, len);
+    if (by_rows) {
+      if (bias.defined())
+        at::addmm_out(o, bias, x2.narrow(0, start, len), weight.t());
+      else
+        at::mm_out(o, x2.narrow(0, start, len), weight.t());
+    } else {
+      const at::Tensor wt = weight.narrow(0, start, len).t();
+      if (bias.defined())
+        at::addmm_out(o, bias.narrow(0, start, len), x2, wt);
+      else
+        at::mm_out(o, x2, wt);
     }
+    if (then) activate_(o, *then);  // single-threaded here, on a block the product just wrote
   });
   return out.view(shape);
+}
+}  // namespace
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  return linear_then(x, weight, bias, nullptr);
+}
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, Activation then) {
+  return linear_then(x, weight, bias, &then);
 }
 
 }  // namespace pictor::nn
