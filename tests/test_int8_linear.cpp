@@ -47,6 +47,10 @@ TEST(Int8Linear, OneRowKernelAndManyRowsMatchTheDequantizedProduct) {
     EXPECT_LT(relative_error(linear_int8(one, q, b), at::linear(one, wd, b)), 1e-5) << N << "x" << K;
     EXPECT_LT(relative_error(linear_int8(one, q, {}), at::linear(one, wd)), 1e-5);
     EXPECT_LT(relative_error(linear_int8(many, q, b), at::linear(many, wd, b)), 1e-5);
+    EXPECT_LT(relative_error(linear_int8(many, q, {}), at::linear(many, wd)), 1e-5);
+    // Rows with a stride (a slice of a wider tensor), as the blocked product reads them.
+    const at::Tensor wide = at::randn({7, 2 * K});
+    EXPECT_LT(relative_error(linear_int8(wide.narrow(1, K, K), q, b), at::linear(wide.narrow(1, K, K), wd, b)), 1e-5);
     // And the format itself stays close to the fp32 layer (per-row steps of max|w| / 127).
     EXPECT_LT(relative_error(linear_int8(one, q, b), at::linear(one, w, b)), 0.02);
   }
@@ -56,11 +60,12 @@ TEST(Int8Linear, SameBitsOnOneAndTwoThreads) {
   c10::InferenceMode guard;
   const int saved = at::get_num_threads();
   const Int8Matrix q = quantize_rows(at::randn({1000, 300}));
-  const at::Tensor x = at::randn({1, 300});
+  const at::Tensor x = at::randn({1, 300}), rows = at::randn({37, 300});
   at::set_num_threads(1);
-  const at::Tensor a = linear_int8(x, q);
+  const at::Tensor a = linear_int8(x, q), many = linear_int8(rows, q);
   at::set_num_threads(2);
   EXPECT_TRUE(at::equal(a, linear_int8(x, q)));
+  EXPECT_TRUE(at::equal(many, linear_int8(rows, q)));  // the blocked several-row product
   at::set_num_threads(saved);
 }
 
