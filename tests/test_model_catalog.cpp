@@ -78,3 +78,21 @@ TEST(ModelCatalog, EvictsTheLeastRecentlyUsedIdleModelOverTheBudget) {
   EXPECT_EQ(ids.size(), 2u);
   EXPECT_EQ(ids.front(), "a-sd");
 }
+
+TEST(ModelCatalog, Int8LanguageModelsCountAtTheirQuantizedSize) {
+  pictor::jobs::CatalogOptions fp32_options{models_dir(), 0, {}};
+  ModelCatalog fp32(fp32_options);
+  const uint64_t on_disk = fp32.find("c-vlm")->weight_bytes;  // every tensor at fp32
+  fp32.image_to_text("c-vlm");
+  ASSERT_EQ(fp32.loaded().size(), 1u);
+  EXPECT_EQ(fp32.loaded()[0].bytes, on_disk);
+
+  pictor::jobs::CatalogOptions int8_options{models_dir(), 0, {}};
+  int8_options.load.int8_decoder = true;
+  ModelCatalog int8(int8_options);
+  const auto engine = int8.image_to_text("c-vlm");
+  ASSERT_TRUE(engine->int8_decoder());
+  EXPECT_GT(engine->int8_saved_bytes(), 0);
+  ASSERT_EQ(int8.loaded().size(), 1u);
+  EXPECT_EQ(int8.loaded()[0].bytes, on_disk - uint64_t(engine->int8_saved_bytes()));
+}

@@ -95,6 +95,7 @@ class ImageToText {
   const std::string& model_name() const;  // the folder name
   std::string family() const;             // "idefics3" or "llava"
   bool int8_decoder() const;              // loaded with int8_decoder
+  int64_t int8_saved_bytes() const;       // bytes the int8 weights save against fp32 (0 without int8_decoder)
 
  private:
   struct Impl;

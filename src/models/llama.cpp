@@ -239,10 +239,20 @@ at::Tensor LlamaModel::lm_head(const at::Tensor& hidden) const {
   return lm_head_(hidden);
 }
 
-void LlamaModel::quantize_int8() {
+int64_t LlamaModel::quantize_int8() {
+  if (quantized_int8()) return 0;
+  auto int8_bytes = [](const at::Tensor& w) { return w.numel() + 4 * w.size(0); };  // values + row scales
+  int64_t saved = 0;
   for (Layer& l : layers_)
-    for (nn::Linear* lin : {&l.qkv, &l.o_proj, &l.gate_up, &l.down_proj}) lin->quantize_int8();
-  lm_head_.quantize_int8();  // tied: an int8 copy; the fp32 table stays for the embedding lookup
+    for (nn::Linear* lin : {&l.qkv, &l.o_proj, &l.gate_up, &l.down_proj}) {
+      saved += 4 * lin->weight.numel() - int8_bytes(lin->weight);
+      lin->quantize_int8();
+    }
+  // Tied: an int8 copy is added; the fp32 table stays for the embedding lookup.
+  saved += config_.tie_word_embeddings ? -int8_bytes(lm_head_.weight)
+                                       : 4 * lm_head_.weight.numel() - int8_bytes(lm_head_.weight);
+  lm_head_.quantize_int8();
+  return saved;
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& input, const at::Tensor& attention_mask,

@@ -101,8 +101,10 @@ class LlamaModel {
 
   // Stores every decoder linear layer and the lm_head as int8 with per-row scales (nn/int8_linear.hpp):
   // a quarter of their memory and of the bytes each decoded token streams. A tied lm_head gets an int8 copy
-  // (the fp32 table stays for the embedding lookup). Inference only afterwards.
-  void quantize_int8();
+  // (the fp32 table stays for the embedding lookup). Inference only afterwards. Returns how many bytes the
+  // weights shrank by (fp32 4 bytes per weight -> 1 byte plus a 4-byte scale per row; a tied lm_head's
+  // int8 copy counts against it). 0 when already quantized.
+  int64_t quantize_int8();
   bool quantized_int8() const { return lm_head_.int8.defined(); }
 
  private:

@@ -152,8 +152,8 @@ const tokenizers::LlmTokenizer& VisionLanguageModel::tokenizer() const {
   return *impl_->tokenizer;
 }
 
-void VisionLanguageModel::quantize_decoder_int8() {
-  impl_->language_model().quantize_int8();
+int64_t VisionLanguageModel::quantize_decoder_int8() {
+  return impl_->language_model().quantize_int8();
 }
 
 bool VisionLanguageModel::decoder_int8() const {

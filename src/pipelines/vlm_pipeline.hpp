@@ -62,8 +62,9 @@ class VisionLanguageModel {
   const tokenizers::LlmTokenizer& tokenizer() const;
 
   // Stores the language model's linear layers as int8 with per-row scales (LlamaModel::quantize_int8):
-  // decoding streams a quarter of the bytes per token. The vision encoder stays fp32.
-  void quantize_decoder_int8();
+  // decoding streams a quarter of the bytes per token. The vision encoder stays fp32. Returns the bytes
+  // saved against the fp32 weights.
+  int64_t quantize_decoder_int8();
   bool decoder_int8() const;
 
   // [{"role": "user", "content": [{"type": "image"} x num_images, {"type": "text", "text": text}]}]
