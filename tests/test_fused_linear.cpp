@@ -5,6 +5,7 @@
 
 #include "core/error.hpp"
 #include "models/clip_encoder.hpp"
+#include "models/unet_transformer.hpp"
 #include "nn/activation_kernels.hpp"
 #include "nn/layers.hpp"
 #include "nn/param_source.hpp"
@@ -171,6 +172,27 @@ TEST(JoinOutputs, ClipAttentionMatchesSeparateProjections) {
   const at::Tensor o = at::softmax(at::matmul(q, k.transpose(-1, -2)) / 4.0, -1).matmul(v);
   const at::Tensor want = attn.out_proj(o.transpose(1, 2).reshape({2, 10, 64}));
   EXPECT_TRUE(at::allclose(attn(x, {}), want, 1e-4, 1e-5));
+}
+
+TEST(JoinOutputs, UnetAttentionJoinsQkvForSelfAndKvForCrossAttention) {
+  c10::InferenceMode guard;
+  RandomParams params(10);
+  const models::unet::Attention self(params, "attn1", 32, 32, 2, 16, true);
+  const models::unet::Attention cross(params, "attn2", 32, 24, 2, 16, false);
+  EXPECT_EQ(self.joined.weight.size(0), 96);
+  EXPECT_EQ(cross.joined.weight.size(0), 64);
+  const at::Tensor x = at::randn({2, 9, 32}), ctx = at::randn({2, 5, 24}), ctx32 = at::randn({2, 5, 32});
+  auto reference = [](const models::unet::Attention& a, const at::Tensor& x, const at::Tensor& c) {
+    auto heads = [](const at::Tensor& t) { return t.view({2, t.size(1), 2, 16}).transpose(1, 2); };
+    const at::Tensor q = heads(at::linear(x, a.to_q.weight)), k = heads(at::linear(c, a.to_k.weight)),
+                     v = heads(at::linear(c, a.to_v.weight));
+    const at::Tensor o = at::softmax(at::matmul(q, k.transpose(-1, -2)) / 4.0, -1).matmul(v);
+    return at::linear(o.transpose(1, 2).reshape({2, x.size(1), 32}), a.to_out.weight, a.to_out.bias);
+  };
+  EXPECT_TRUE(at::allclose(self(x, {}), reference(self, x, x), 1e-4, 1e-5));
+  EXPECT_TRUE(at::allclose(cross(x, ctx), reference(cross, x, ctx), 1e-4, 1e-5));
+  // Called the other way than built for, the separate projections (views of the joined weight) run.
+  EXPECT_TRUE(at::allclose(self(x, ctx32), reference(self, x, ctx32), 1e-4, 1e-5));
 }
 
 }  // namespace

@@ -7,19 +7,34 @@
 namespace pictor::models::unet {
 
 Attention::Attention(nn::ParamSource& p, const std::string& prefix, int64_t query_dim, int64_t context_dim,
-                     int64_t heads_, int64_t head_dim)
+                     int64_t heads_, int64_t head_dim, bool self)
     : to_q(p, nn::join(prefix, "to_q"), query_dim, heads_ * head_dim, false),
       to_k(p, nn::join(prefix, "to_k"), context_dim, heads_ * head_dim, false),
       to_v(p, nn::join(prefix, "to_v"), context_dim, heads_ * head_dim, false),
       to_out(p, nn::join(prefix, "to_out.0"), heads_ * head_dim, query_dim),
-      heads(heads_) {}
+      joined(self && query_dim == context_dim ? nn::join_outputs({&to_q, &to_k, &to_v})
+                                              : nn::join_outputs({&to_k, &to_v})),
+      heads(heads_),
+      self_attention(self && query_dim == context_dim) {}
 
 at::Tensor Attention::operator()(const at::Tensor& x, const at::Tensor& context) const {
-  const at::Tensor& ctx = context.defined() ? context : x;
   const int64_t B = x.size(0), T = x.size(1), inner = to_q.weight.size(0), head_dim = inner / heads;
-  // [B, T, H*D] -> [B, H, T, D] as a view; nn::attention folds batch and heads itself.
-  auto split_heads = [&](const at::Tensor& t) { return t.view({B, t.size(1), heads, head_dim}).transpose(1, 2); };
-  at::Tensor o = nn::attention(split_heads(to_q(x)), split_heads(to_k(ctx)), split_heads(to_v(ctx)));
+  // [B, S, n * H * D] -> n views [B, H, S, D] (strided; nn::attention takes any strides with a unit last
+  // one and folds batch and heads itself).
+  auto heads_of = [&](const at::Tensor& t, int64_t n, int64_t i) {
+    return t.view({B, t.size(1), n, heads, head_dim}).select(2, i).transpose(1, 2);
+  };
+  at::Tensor o;
+  if (!context.defined() && self_attention) {
+    const at::Tensor qkv = joined(x);
+    o = nn::attention(heads_of(qkv, 3, 0), heads_of(qkv, 3, 1), heads_of(qkv, 3, 2));
+  } else if (context.defined() && !self_attention) {
+    const at::Tensor kv = joined(context);
+    o = nn::attention(heads_of(to_q(x), 1, 0), heads_of(kv, 2, 0), heads_of(kv, 2, 1));
+  } else {  // used the other way than it was built for: the separate projections (views into `joined`)
+    const at::Tensor& ctx = context.defined() ? context : x;
+    o = nn::attention(heads_of(to_q(x), 1, 0), heads_of(to_k(ctx), 1, 0), heads_of(to_v(ctx), 1, 0));
+  }
   return to_out(o.transpose(1, 2).reshape({B, T, inner}));
 }
 
@@ -40,8 +55,8 @@ BasicTransformerBlock::BasicTransformerBlock(nn::ParamSource& p, const std::stri
     : norm1(p, nn::join(prefix, "norm1"), dim, 1e-5),
       norm2(p, nn::join(prefix, "norm2"), dim, 1e-5),
       norm3(p, nn::join(prefix, "norm3"), dim, 1e-5),
-      attn1(p, nn::join(prefix, "attn1"), dim, only_cross ? cross_dim : dim, heads, head_dim),
-      attn2(p, nn::join(prefix, "attn2"), dim, cross_dim, heads, head_dim),
+      attn1(p, nn::join(prefix, "attn1"), dim, only_cross ? cross_dim : dim, heads, head_dim, !only_cross),
+      attn2(p, nn::join(prefix, "attn2"), dim, cross_dim, heads, head_dim, false),
       ff(p, nn::join(prefix, "ff"), dim, dim * 4),
       only_cross_attention(only_cross) {}
 

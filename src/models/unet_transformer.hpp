@@ -13,13 +13,18 @@
 namespace pictor::models::unet {
 
 // diffusers Attention with the default processor: bias-free q/k/v projections, biased to_out.0.
+// Its projections run joined (nn::join_outputs) for the use the block makes of it: q/k/v as one product
+// for self-attention, k/v as one product over the context for cross-attention.
 struct Attention {
   nn::Linear to_q, to_k, to_v, to_out;
+  nn::Linear joined;  // [q, k, v] (self-attention) or [k, v] (cross-attention)
   int64_t heads = 1;
+  bool self_attention = true;
   Attention() = default;
-  // `context_dim` is the width of the tokens attended to (query_dim for self-attention).
+  // `context_dim` is the width of the tokens attended to (query_dim for self-attention); `self` says
+  // whether the block calls it without a context.
   Attention(nn::ParamSource& p, const std::string& prefix, int64_t query_dim, int64_t context_dim, int64_t heads,
-            int64_t head_dim);
+            int64_t head_dim, bool self);
   // x [B, T, query_dim]; context [B, S, context_dim], or undefined for self-attention.
   at::Tensor operator()(const at::Tensor& x, const at::Tensor& context) const;
 };
