@@ -7,7 +7,9 @@
 //   encode efficiency = (encoder FLOPs / encoder time) / GEMM FLOP/s
 // The model benchmarks run before the bandwidth probe so its 2 GiB of buffers do not inflate the first
 // model's peak RSS.
-// Usage: bench_vlm [--threads N] [--only 256m|2b] [--prompt N] [--decode N]
+// --int8-load builds the language model with int8 weights layer by layer, as `pictor describe --int8` loads
+// it, and skips the fp32 language-model runs: its peak RSS is what an int8 user needs.
+// Usage: bench_vlm [--threads N] [--only 256m|2b] [--prompt N] [--decode N] [--int8-load]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
@@ -170,11 +172,13 @@ struct ModelResult {
 };
 
 ModelResult bench_model(const std::string& name, const json& config_json, int64_t frame_side, int prompt_tokens,
-                        int decode_tokens) {
-  std::printf("\n== %s architecture (random weights, fp32) ==\n", name.c_str());
+                        int decode_tokens, bool int8_load) {
+  std::printf("\n== %s architecture (random weights, %s) ==\n", name.c_str(),
+              int8_load ? "int8 language model built layer by layer" : "fp32");
   ModelResult r;
   r.name = name;
-  const auto cfg = models::Idefics3Config::from_json(JsonConfig(config_json, name + " config"));
+  auto cfg = models::Idefics3Config::from_json(JsonConfig(config_json, name + " config"));
+  cfg.text.int8_weights = int8_load;
   nn::RandomParams params(42);
   auto t = Clock::now();
   models::Idefics3Model model(cfg, params);
@@ -237,17 +241,18 @@ ModelResult bench_model(const std::string& name, const json& config_json, int64_
                 label, decode_tokens, t_decode, tps, 1e3 / tps, streamed_bytes * tps / 1e9);
     return tps;
   };
-  r.decode_tps = prefill_and_decode("fp32", r.weight_bytes);
+  if (!int8_load) r.decode_tps = prefill_and_decode("fp32", r.weight_bytes);
 
   // The int8 weight format (--int8): linear layers as int8 + one fp32 scale per row; the norms stay fp32.
-  model.text_model().quantize_int8();
+  if (!int8_load) model.text_model().quantize_int8();
   const double norm_params = double(cfg.text.num_hidden_layers * 2 + 1) * double(cfg.text.hidden_size);
   const double linear_params = lm_params - norm_params;
   const double rows = lm_params / double(cfg.text.hidden_size);  // scales: about one per output row
   r.int8_weight_bytes = linear_params + norm_params * 4 + rows * 4;
   r.int8_decode_tps = prefill_and_decode("int8", r.int8_weight_bytes);
-  std::printf("int8 decode speed-up          %.2fx (%.2f GB streamed per token instead of %.2f)\n",
-              r.int8_decode_tps / r.decode_tps, r.int8_weight_bytes / 1e9, r.weight_bytes / 1e9);
+  if (!int8_load)
+    std::printf("int8 decode speed-up          %.2fx (%.2f GB streamed per token instead of %.2f)\n",
+                r.int8_decode_tps / r.decode_tps, r.int8_weight_bytes / 1e9, r.weight_bytes / 1e9);
   std::printf("peak RSS so far              %8.2f GiB\n", peak_rss_gib());
   return r;
 }
@@ -258,6 +263,7 @@ int main(int argc, char** argv) {
   setvbuf(stdout, nullptr, _IONBF, 0);
   int threads = 0, prompt_tokens = 300, decode_tokens = 32;
   std::string only;
+  bool int8_load = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc)
       threads = std::atoi(argv[++i]);
@@ -267,8 +273,10 @@ int main(int argc, char** argv) {
       prompt_tokens = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--decode") && i + 1 < argc)
       decode_tokens = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--int8-load"))
+      int8_load = true;
     else {
-      std::fprintf(stderr, "usage: bench_vlm [--threads N] [--only 256m|2b] [--prompt N] [--decode N]\n");
+      std::fprintf(stderr, "usage: bench_vlm [--threads N] [--only 256m|2b] [--prompt N] [--decode N] [--int8-load]\n");
       return 2;
     }
   }
@@ -276,9 +284,9 @@ int main(int argc, char** argv) {
   std::printf("threads %d (%s)\n", at::get_num_threads(), blas_threading().c_str());
   std::vector<ModelResult> results;
   if (only.empty() || only == "256m")
-    results.push_back(bench_model("SmolVLM-256M", smolvlm_256m_config(), 512, prompt_tokens, decode_tokens));
+    results.push_back(bench_model("SmolVLM-256M", smolvlm_256m_config(), 512, prompt_tokens, decode_tokens, int8_load));
   if (only.empty() || only == "2b")
-    results.push_back(bench_model("SmolVLM-2B", smolvlm_2b_config(), 384, prompt_tokens, decode_tokens));
+    results.push_back(bench_model("SmolVLM-2B", smolvlm_2b_config(), 384, prompt_tokens, decode_tokens, int8_load));
 
   std::printf("\n== machine (same run) ==\n");
   const double gemm = gemm_gflops();
@@ -290,10 +298,16 @@ int main(int argc, char** argv) {
   for (const auto& r : results) {
     const double dec = r.weight_bytes * r.decode_tps / (bw.read_gbs * 1e9);
     const double enc = r.encoder_flops / r.encoder_s / (gemm * 1e9);
+    const double int8_use = r.int8_weight_bytes * r.int8_decode_tps / (bw.read_gbs * 1e9);
+    if (int8_load) {  // no fp32 decode ran
+      std::printf("%-14s encode efficiency %.2f %s   int8 weights: bandwidth use %.2f\n", r.name.c_str(), enc,
+                  enc >= 0.7 ? "(met)" : "(MISSED)", int8_use);
+      continue;
+    }
     std::printf("%-14s decode efficiency %.2f %s   encode efficiency %.2f %s\n", r.name.c_str(), dec,
                 dec >= 0.7 ? "(met)" : "(MISSED)", enc, enc >= 0.7 ? "(met)" : "(MISSED)");
     std::printf("%-14s int8 weights: %.2fx the fp32 tokens/s, bandwidth use %.2f\n", "",
-                r.int8_decode_tps / r.decode_tps, r.int8_weight_bytes * r.int8_decode_tps / (bw.read_gbs * 1e9));
+                r.int8_decode_tps / r.decode_tps, int8_use);
   }
   return 0;
 }

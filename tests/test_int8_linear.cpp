@@ -103,5 +103,30 @@ TEST(Int8Linear, QuantizedLlamaStaysCloseToFp32AndDecodesThroughTheCache) {
   EXPECT_LT(relative_error(at::cat(steps, 1), int8), 1e-4);
 }
 
+TEST(Int8Linear, LlamaBuiltInt8LayerByLayerEqualsQuantizingAfterwards) {
+  c10::InferenceMode guard;
+  for (const bool tied : {false, true}) {
+    models::LlamaConfig cfg;
+    cfg.vocab_size = 300, cfg.hidden_size = 64, cfg.intermediate_size = 128, cfg.num_hidden_layers = 3;
+    cfg.num_attention_heads = 4, cfg.num_key_value_heads = 2, cfg.head_dim = 16, cfg.tie_word_embeddings = tied;
+    RandomParams a(11), b(11);
+    models::LlamaModel after(cfg, a);
+    const int64_t saved_after = after.quantize_int8();
+    EXPECT_EQ(after.quantize_int8(), 0);  // already int8
+    cfg.int8_weights = true;
+    const models::LlamaModel built(cfg, b);
+    EXPECT_TRUE(built.quantized_int8());
+    EXPECT_EQ(built.int8_saved_bytes(), saved_after);
+    EXPECT_EQ(after.int8_saved_bytes(), saved_after);
+    // 3 layers of 4 products: qkv 128x64, o 64x64, gate/up 256x64, down 64x128 -> 3 bytes per weight minus
+    // 4 per row; the lm_head 300x64 saves as much untied and costs its int8 copy tied.
+    const int64_t layer = 3 * (128 * 64 + 64 * 64 + 256 * 64 + 64 * 128) - 4 * (128 + 64 + 256 + 64);
+    const int64_t head = tied ? -(300 * 64 + 4 * 300) : 3 * 300 * 64 - 4 * 300;
+    EXPECT_EQ(saved_after, 3 * layer + head);
+    const at::Tensor ids = at::randint(3, 300, {1, 7}, at::kLong);
+    EXPECT_TRUE(at::equal(built.forward(ids), after.forward(ids)));
+  }
+}
+
 }  // namespace
 }  // namespace pictor::nn

@@ -81,7 +81,8 @@ class ImageToText {
  public:
   // Loads a transformers-layout Idefics3/SmolVLM or LLaVA folder. threads 0: all cores. int8_decoder:
   // store the language model's linear layers as int8 with per-row scales -- a quarter of their memory and
-  // 1.7-2x the decoding speed (measured, SmolVLM-256M), at a small cost in accuracy (docs/PERFORMANCE.md).
+  // 2-2.6x the decoding speed (measured, SmolVLM-256M and -2B), at a small cost in accuracy
+  // (docs/PERFORMANCE.md). The layers are quantized as they are built: the fp32 model never exists whole.
   static std::unique_ptr<ImageToText> load(const std::string& model_dir, int threads = 0, bool int8_decoder = false);
   ~ImageToText();
   Description describe(const DescribeOptions& opts, const TextStreamCallback& on_text = {});

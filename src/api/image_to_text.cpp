@@ -30,7 +30,6 @@ void check_sampling(int max_tokens, double temperature, double top_p, int top_k)
 struct ImageToText::Impl {
   std::unique_ptr<pipelines::VisionLanguageModel> model;
   std::string name;
-  int64_t int8_saved_bytes = 0;
 };
 
 ImageToText::ImageToText(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -40,8 +39,7 @@ std::unique_ptr<ImageToText> ImageToText::load(const std::string& model_dir, int
   set_threads(threads);
   c10::InferenceMode guard;
   auto impl = std::make_unique<Impl>();
-  impl->model = pipelines::VisionLanguageModel::load(model_dir);
-  if (int8_decoder) impl->int8_saved_bytes = impl->model->quantize_decoder_int8();
+  impl->model = pipelines::VisionLanguageModel::load(model_dir, c10::kCPU, int8_decoder);
   const std::filesystem::path p = std::filesystem::path(model_dir).lexically_normal();
   impl->name = (p.has_filename() ? p.filename() : p.parent_path().filename()).string();
   return std::unique_ptr<ImageToText>(new ImageToText(std::move(impl)));
@@ -55,7 +53,7 @@ bool ImageToText::int8_decoder() const {
   return impl_->model->decoder_int8();
 }
 int64_t ImageToText::int8_saved_bytes() const {
-  return impl_->int8_saved_bytes;
+  return impl_->model->decoder_int8_saved_bytes();
 }
 std::string ImageToText::family() const {
   return pipelines::vlm_family_name(impl_->model->family());

@@ -46,8 +46,9 @@ Idefics3Model::Idefics3Model(const Idefics3Config& cfg, nn::ParamSource& params)
                              nn::Init::FanIn)),
       text_(cfg.text, params, "model.text_model", "lm_head") {}
 
-std::unique_ptr<Idefics3Model> Idefics3Model::load(const fs::path& dir, c10::Device device) {
-  const Idefics3Config cfg = Idefics3Config::from_json(JsonConfig::load(dir / "config.json"));
+std::unique_ptr<Idefics3Model> Idefics3Model::load(const fs::path& dir, c10::Device device, bool int8_text) {
+  Idefics3Config cfg = Idefics3Config::from_json(JsonConfig::load(dir / "config.json"));
+  cfg.text.int8_weights = int8_text;
   const TensorStore store = TensorStore::open_dir(dir);
   nn::CheckpointParams params(store);
   params.set_device(device);

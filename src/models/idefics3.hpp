@@ -45,7 +45,9 @@ class Idefics3Model {
   // model.text_model.*, lm_head.weight (not read when text_config ties it).
   Idefics3Model(const Idefics3Config& cfg, nn::ParamSource& params);
   // Loads a model folder (config.json + model*.safetensors); unexpected tensors are refused.
-  static std::unique_ptr<Idefics3Model> load(const std::filesystem::path& dir, c10::Device device = c10::kCPU);
+  // int8_text: the language model is built with int8 linear layers (LlamaConfig::int8_weights).
+  static std::unique_ptr<Idefics3Model> load(const std::filesystem::path& dir, c10::Device device = c10::kCPU,
+                                             bool int8_text = false);
 
   // Vision tower + connector on the real frames of pixel_values [B, F, 3, H, W] (frames whose values are
   // all exactly 0.0 are padding and dropped), in batch-then-frame order. `pixel_attention_mask`

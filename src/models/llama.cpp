@@ -126,12 +126,14 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, nn::ParamSource& params, const st
     nn::Linear up(params, p + ".mlp.up_proj", C, cfg.intermediate_size, cfg.mlp_bias);
     l.gate_up = nn::join_outputs({&gate, &up});
     l.down_proj = nn::Linear(params, p + ".mlp.down_proj", cfg.intermediate_size, C, cfg.mlp_bias);
+    if (cfg.int8_weights) int8_saved_bytes_ += quantize_layer(l);
     layers_.push_back(std::move(l));
   }
   norm_ = RmsNorm(params, nn::join(model_prefix, "norm"), C, cfg.rms_norm_eps);
   lm_head_.weight = cfg.tie_word_embeddings
                         ? embed_tokens_.weight
                         : params.get(nn::join(lm_head_prefix, "weight"), {cfg.vocab_size, C}, nn::Init::FanIn);
+  if (cfg.int8_weights) quantize_int8();  // the layers are done; this takes the lm_head
 }
 
 std::unique_ptr<LlamaModel> LlamaModel::load(const fs::path& dir, c10::Device device) {
@@ -239,19 +241,31 @@ at::Tensor LlamaModel::lm_head(const at::Tensor& hidden) const {
   return lm_head_(hidden);
 }
 
+namespace {
+int64_t int8_bytes(const at::Tensor& w) {  // values + one scale per row
+  return w.numel() + 4 * w.size(0);
+}
+}  // namespace
+
+int64_t LlamaModel::quantize_layer(Layer& l) {
+  int64_t saved = 0;
+  for (nn::Linear* lin : {&l.qkv, &l.o_proj, &l.gate_up, &l.down_proj}) {
+    if (lin->int8.defined()) continue;
+    saved += 4 * lin->weight.numel() - int8_bytes(lin->weight);
+    lin->quantize_int8();
+  }
+  return saved;
+}
+
 int64_t LlamaModel::quantize_int8() {
   if (quantized_int8()) return 0;
-  auto int8_bytes = [](const at::Tensor& w) { return w.numel() + 4 * w.size(0); };  // values + row scales
   int64_t saved = 0;
-  for (Layer& l : layers_)
-    for (nn::Linear* lin : {&l.qkv, &l.o_proj, &l.gate_up, &l.down_proj}) {
-      saved += 4 * lin->weight.numel() - int8_bytes(lin->weight);
-      lin->quantize_int8();
-    }
+  for (Layer& l : layers_) saved += quantize_layer(l);
   // Tied: an int8 copy is added; the fp32 table stays for the embedding lookup.
   saved += config_.tie_word_embeddings ? -int8_bytes(lm_head_.weight)
                                        : 4 * lm_head_.weight.numel() - int8_bytes(lm_head_.weight);
   lm_head_.quantize_int8();
+  int8_saved_bytes_ += saved;
   return saved;
 }
 

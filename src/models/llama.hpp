@@ -42,6 +42,9 @@ struct LlamaConfig {
   std::optional<int64_t> bos_token_id = 1;
   std::vector<int64_t> eos_token_ids{2};
   std::optional<int64_t> pad_token_id;
+  // Not a config.json field: LlamaModel stores its linear layers as int8 (quantize_int8) layer by layer
+  // while it is built, so the fp32 weights of only one layer exist at a time.
+  bool int8_weights = false;
 
   // From a LlamaForCausalLM config.json. rope_scaling must be null (or rope_type "default"); other
   // values, and other model types, throw Unsupported naming the file and field.
@@ -106,6 +109,7 @@ class LlamaModel {
   // int8 copy counts against it). 0 when already quantized.
   int64_t quantize_int8();
   bool quantized_int8() const { return lm_head_.int8.defined(); }
+  int64_t int8_saved_bytes() const { return int8_saved_bytes_; }  // all quantize_int8 saved so far
 
  private:
   // The checkpoint's q/k/v projections run as one joined product (`qkv`, outputs side by side in that
@@ -116,6 +120,7 @@ class LlamaModel {
     nn::Linear qkv, o_proj;
     nn::Linear gate_up, down_proj;
   };
+  static int64_t quantize_layer(Layer& layer);  // returns the bytes saved
   at::Tensor attention(const Layer& layer, int64_t index, const at::Tensor& x, const at::Tensor& mask,
                        const at::Tensor& cos, const at::Tensor& sin, KVCache* cache) const;
 
@@ -125,6 +130,7 @@ class LlamaModel {
   std::vector<Layer> layers_;
   RmsNorm norm_;
   nn::Linear lm_head_;  // weight [V, hidden]: the embedding matrix when tied
+  int64_t int8_saved_bytes_ = 0;
   RotaryEmbedding rope_;
 };
 

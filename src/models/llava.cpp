@@ -51,8 +51,9 @@ LlavaModel::LlavaModel(const LlavaConfig& cfg, nn::ParamSource& params)
       linear_2_(params, "multi_modal_projector.linear_2", cfg.text.hidden_size, cfg.text.hidden_size),
       language_model_(cfg.text, params, "language_model.model", "language_model.lm_head") {}
 
-std::unique_ptr<LlavaModel> LlavaModel::load(const fs::path& dir, c10::Device device) {
-  const LlavaConfig cfg = LlavaConfig::from_json(JsonConfig::load(dir / "config.json"));
+std::unique_ptr<LlavaModel> LlavaModel::load(const fs::path& dir, c10::Device device, bool int8_text) {
+  LlavaConfig cfg = LlavaConfig::from_json(JsonConfig::load(dir / "config.json"));
+  cfg.text.int8_weights = int8_text;
   const TensorStore store = TensorStore::open_dir(dir);
   nn::CheckpointParams params(store);
   params.set_device(device);

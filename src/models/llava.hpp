@@ -44,7 +44,9 @@ class LlavaModel {
   // `language_model.model.*`, `language_model.lm_head`.
   LlavaModel(const LlavaConfig& cfg, nn::ParamSource& params);
   // Loads a transformers LLaVA folder (config.json + model*.safetensors); unknown tensors are refused.
-  static std::unique_ptr<LlavaModel> load(const std::filesystem::path& dir, c10::Device device = c10::kCPU);
+  // int8_text: the language model is built with int8 linear layers (LlamaConfig::int8_weights).
+  static std::unique_ptr<LlavaModel> load(const std::filesystem::path& dir, c10::Device device = c10::kCPU,
+                                          bool int8_text = false);
 
   // The tower's selected features [N, tokens, vision_hidden] of pixel_values [N, 3, S, S].
   at::Tensor select_image_features(const at::Tensor& pixel_values) const;

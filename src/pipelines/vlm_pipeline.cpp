@@ -102,7 +102,8 @@ struct VisionLanguageModel::Impl {
 VisionLanguageModel::VisionLanguageModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 VisionLanguageModel::~VisionLanguageModel() = default;
 
-std::unique_ptr<VisionLanguageModel> VisionLanguageModel::load(const fs::path& dir, c10::Device device) {
+std::unique_ptr<VisionLanguageModel> VisionLanguageModel::load(const fs::path& dir, c10::Device device,
+                                                               bool int8_decoder) {
   if (!fs::is_directory(dir)) throw Error("model folder '" + dir.string() + "' not found");
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
@@ -112,7 +113,7 @@ std::unique_ptr<VisionLanguageModel> VisionLanguageModel::load(const fs::path& d
   if (fs::exists(dir / "generation_config.json"))
     impl->generation = models::GenerationConfig::from_json(JsonConfig::load(dir / "generation_config.json"));
   if (impl->family == VlmFamily::Idefics3) {
-    impl->idefics3 = models::Idefics3Model::load(dir, device);
+    impl->idefics3 = models::Idefics3Model::load(dir, device, int8_decoder);
     impl->idefics3_processor = std::make_unique<models::Idefics3Processor>(models::Idefics3Processor::load(dir));
     impl->max_positions = impl->idefics3->config().text.max_position_embeddings;
     const int64_t model_seq = impl->idefics3->config().image_seq_len();
@@ -121,7 +122,7 @@ std::unique_ptr<VisionLanguageModel> VisionLanguageModel::load(const fs::path& d
       throw Error((dir / "processor_config.json").string() + ": field 'image_seq_len' is " + std::to_string(proc_seq) +
                   " but config.json's vision settings give " + std::to_string(model_seq) + " tokens per frame");
   } else {
-    impl->llava = models::LlavaModel::load(dir, device);
+    impl->llava = models::LlavaModel::load(dir, device, int8_decoder);
     impl->clip_processor = std::make_unique<models::ClipImageProcessor>(models::ClipImageProcessor::load(dir));
     impl->max_positions = impl->llava->config().text.max_position_embeddings;
     if (fs::exists(dir / "processor_config.json"))
@@ -158,6 +159,10 @@ int64_t VisionLanguageModel::quantize_decoder_int8() {
 
 bool VisionLanguageModel::decoder_int8() const {
   return impl_->language_model().quantized_int8();
+}
+
+int64_t VisionLanguageModel::decoder_int8_saved_bytes() const {
+  return impl_->language_model().int8_saved_bytes();
 }
 
 nlohmann::json VisionLanguageModel::user_turn(size_t num_images, const std::string& text) {

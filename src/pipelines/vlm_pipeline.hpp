@@ -52,7 +52,10 @@ class VisionLanguageModel {
  public:
   // Loads config.json, model*.safetensors, the tokenizer, chat template, image processor configs and
   // generation_config.json (optional). Unknown families throw Unsupported naming config.json's field.
-  static std::unique_ptr<VisionLanguageModel> load(const std::filesystem::path& dir, c10::Device device = c10::kCPU);
+  // int8_decoder: the language model is built with int8 linear layers, layer by layer (the fp32 model
+  // never exists whole); the same result as quantize_decoder_int8() after an fp32 load.
+  static std::unique_ptr<VisionLanguageModel> load(const std::filesystem::path& dir, c10::Device device = c10::kCPU,
+                                                   bool int8_decoder = false);
   ~VisionLanguageModel();
 
   VlmFamily family() const;
@@ -66,6 +69,7 @@ class VisionLanguageModel {
   // saved against the fp32 weights.
   int64_t quantize_decoder_int8();
   bool decoder_int8() const;
+  int64_t decoder_int8_saved_bytes() const;  // bytes the int8 language model saves against fp32
 
   // [{"role": "user", "content": [{"type": "image"} x num_images, {"type": "text", "text": text}]}]
   static nlohmann::json user_turn(size_t num_images, const std::string& text);
