@@ -14,6 +14,7 @@
 
 namespace pictor::nn::activation_kernels {
 
+#ifdef PICTOR_HAVE_X86  // the kernels below are AVX2; elsewhere apply_ and gated decline
 namespace {
 
 // z as a function of x for each activation: z = a x + b x^3.
@@ -37,7 +38,6 @@ float gated_scalar(float x, Gate g) {
   return x * (z >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e));
 }
 
-#ifdef PICTOR_HAVE_X86
 // out[i] = act(in[i]) * (mul ? mul[i] : 1); `out` may be `in`.
 PICTOR_AVX2 void gated_row(const float* in, const float* mul, float* out, int64_t n, Gate g) {
   const __m256 a = _mm256_set1_ps(g.a), b = _mm256_set1_ps(g.b), one = _mm256_set1_ps(1.0f);
@@ -75,9 +75,9 @@ template <class Fn>
 void over_rows(int64_t rows, int64_t cols, const Fn& fn) {
   at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)), fn);
 }
-#endif
 
 }  // namespace
+#endif
 
 bool apply_(at::Tensor& x, Activation act) {
 #ifdef PICTOR_HAVE_X86
