@@ -80,8 +80,8 @@ const std::vector<ConformKind>& conform_kinds();
 // Runs the matching checker on `dir`. Throws Error if no registered kind matches.
 ConformReport run_conform(const std::filesystem::path& dir, std::string* kind_out = nullptr);
 
-// When on (`pictor dev conform --int8`), the language-model checkers (Llama, Idefics3, LLaVA) quantize the
-// model's linear layers to int8 before running, to measure that format's error against the fp32 goldens.
+// When on (`pictor dev conform --int8`), the language-model checkers (Llama, Idefics3, LLaVA) load the
+// model with int8 linear layers (as `describe --int8` does), to measure that format's error against the fp32 goldens.
 void set_conform_int8_decoder(bool on);
 bool conform_int8_decoder();
 

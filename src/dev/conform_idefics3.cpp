@@ -49,8 +49,7 @@ std::string read_text(const fs::path& p) {
 }
 
 void check_idefics3(const CaseDir& c, ConformReport& rep) {
-  auto model = models::Idefics3Model::load(c.dir);
-  if (conform_int8_decoder()) model->text_model().quantize_int8();
+  auto model = models::Idefics3Model::load(c.dir, c10::kCPU, conform_int8_decoder());
   const auto processor = models::Idefics3Processor::load(c.dir);
   at::InferenceMode guard;
   const auto [atol, rtol] = c.recommended_tolerance();

@@ -21,8 +21,7 @@ int64_t required_argument(const CaseDir& c, const std::string& call, const std::
 }
 
 void check_llama(const CaseDir& c, ConformReport& rep) {
-  auto model = models::LlamaModel::load(c.dir);
-  if (conform_int8_decoder()) model->quantize_int8();
+  auto model = models::LlamaModel::load(c.dir, c10::kCPU, conform_int8_decoder());
   at::InferenceMode guard;
   const auto [atol, rtol] = c.recommended_tolerance();
   auto compare = [&](const std::string& name, const at::Tensor& actual) {

@@ -17,8 +17,7 @@ namespace pictor::dev {
 namespace {
 
 void check_llava(const CaseDir& c, ConformReport& rep) {
-  auto model = models::LlavaModel::load(c.dir);
-  if (conform_int8_decoder()) model->language_model().quantize_int8();
+  auto model = models::LlavaModel::load(c.dir, c10::kCPU, conform_int8_decoder());
   at::InferenceMode guard;
   const auto [atol, rtol] = c.recommended_tolerance();
   auto compare = [&](const std::string& name, const at::Tensor& actual) {

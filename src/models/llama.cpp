@@ -126,7 +126,7 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, nn::ParamSource& params, const st
     nn::Linear up(params, p + ".mlp.up_proj", C, cfg.intermediate_size, cfg.mlp_bias);
     l.gate_up = nn::join_outputs({&gate, &up});
     l.down_proj = nn::Linear(params, p + ".mlp.down_proj", cfg.intermediate_size, C, cfg.mlp_bias);
-    if (cfg.int8_weights) int8_saved_bytes_ += quantize_layer(l);
+    if (cfg.int8_weights) quantize_layer(l);
     layers_.push_back(std::move(l));
   }
   norm_ = RmsNorm(params, nn::join(model_prefix, "norm"), C, cfg.rms_norm_eps);
@@ -136,8 +136,9 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, nn::ParamSource& params, const st
   if (cfg.int8_weights) quantize_int8();  // the layers are done; this takes the lm_head
 }
 
-std::unique_ptr<LlamaModel> LlamaModel::load(const fs::path& dir, c10::Device device) {
-  const LlamaConfig cfg = LlamaConfig::from_json(JsonConfig::load(dir / "config.json"));
+std::unique_ptr<LlamaModel> LlamaModel::load(const fs::path& dir, c10::Device device, bool int8) {
+  LlamaConfig cfg = LlamaConfig::from_json(JsonConfig::load(dir / "config.json"));
+  cfg.int8_weights = int8;
   const TensorStore store = TensorStore::open_dir(dir);
   nn::CheckpointParams params(store);
   params.set_device(device);
@@ -241,32 +242,29 @@ at::Tensor LlamaModel::lm_head(const at::Tensor& hidden) const {
   return lm_head_(hidden);
 }
 
-namespace {
-int64_t int8_bytes(const at::Tensor& w) {  // values + one scale per row
-  return w.numel() + 4 * w.size(0);
-}
-}  // namespace
-
-int64_t LlamaModel::quantize_layer(Layer& l) {
-  int64_t saved = 0;
-  for (nn::Linear* lin : {&l.qkv, &l.o_proj, &l.gate_up, &l.down_proj}) {
-    if (lin->int8.defined()) continue;
-    saved += 4 * lin->weight.numel() - int8_bytes(lin->weight);
-    lin->quantize_int8();
-  }
-  return saved;
+void LlamaModel::quantize_layer(Layer& l) {
+  for (nn::Linear* lin : {&l.qkv, &l.o_proj, &l.gate_up, &l.down_proj}) lin->quantize_int8();
 }
 
 int64_t LlamaModel::quantize_int8() {
   if (quantized_int8()) return 0;
-  int64_t saved = 0;
-  for (Layer& l : layers_) saved += quantize_layer(l);
-  // Tied: an int8 copy is added; the fp32 table stays for the embedding lookup.
-  saved += config_.tie_word_embeddings ? -int8_bytes(lm_head_.weight)
-                                       : 4 * lm_head_.weight.numel() - int8_bytes(lm_head_.weight);
-  lm_head_.quantize_int8();
-  int8_saved_bytes_ += saved;
-  return saved;
+  for (Layer& l : layers_) quantize_layer(l);
+  lm_head_.quantize_int8();  // tied: an int8 copy; the fp32 table stays for the embedding lookup
+  return int8_saved_bytes();
+}
+
+int64_t LlamaModel::int8_saved_bytes() const {
+  // fp32: 4 bytes per weight; int8: 1 byte per weight plus a 4-byte scale per row.
+  auto saved = [](const nn::Linear& l) {
+    return l.int8.defined() ? 3 * l.int8.values.numel() - 4 * l.int8.values.size(0) : int64_t(0);
+  };
+  int64_t total = 0;
+  for (const Layer& l : layers_)
+    for (const nn::Linear* lin : {&l.qkv, &l.o_proj, &l.gate_up, &l.down_proj}) total += saved(*lin);
+  if (!lm_head_.int8.defined()) return total;
+  // A tied lm_head's int8 form is a copy next to the embedding table it shares: it costs, not saves.
+  return total + (config_.tie_word_embeddings ? -(lm_head_.int8.values.numel() + 4 * lm_head_.int8.values.size(0))
+                                              : saved(lm_head_));
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& input, const at::Tensor& attention_mask,

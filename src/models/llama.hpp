@@ -74,7 +74,9 @@ class LlamaModel {
              const std::string& lm_head_prefix = "lm_head");
   // Loads a LlamaForCausalLM folder (config.json + model*.safetensors). Tensors the model does not use
   // are refused (except rotary inv_freq buffers and a tied model's redundant lm_head.weight).
-  static std::unique_ptr<LlamaModel> load(const std::filesystem::path& dir, c10::Device device = c10::kCPU);
+  // int8: built with int8 linear layers (LlamaConfig::int8_weights).
+  static std::unique_ptr<LlamaModel> load(const std::filesystem::path& dir, c10::Device device = c10::kCPU,
+                                          bool int8 = false);
 
   // Runs the decoder and returns logits [B, T, V] ([B, 1, V] with last_logits_only).
   //  - `input`: token ids [B, T] (integer) or input embeddings [B, T, hidden] (floating, e.g. with image
@@ -109,7 +111,7 @@ class LlamaModel {
   // int8 copy counts against it). 0 when already quantized.
   int64_t quantize_int8();
   bool quantized_int8() const { return lm_head_.int8.defined(); }
-  int64_t int8_saved_bytes() const { return int8_saved_bytes_; }  // all quantize_int8 saved so far
+  int64_t int8_saved_bytes() const;  // what the int8 layers save against fp32 (0 for an fp32 model)
 
  private:
   // The checkpoint's q/k/v projections run as one joined product (`qkv`, outputs side by side in that
@@ -120,7 +122,7 @@ class LlamaModel {
     nn::Linear qkv, o_proj;
     nn::Linear gate_up, down_proj;
   };
-  static int64_t quantize_layer(Layer& layer);  // returns the bytes saved
+  static void quantize_layer(Layer& layer);
   at::Tensor attention(const Layer& layer, int64_t index, const at::Tensor& x, const at::Tensor& mask,
                        const at::Tensor& cos, const at::Tensor& sin, KVCache* cache) const;
 
@@ -130,7 +132,6 @@ class LlamaModel {
   std::vector<Layer> layers_;
   RmsNorm norm_;
   nn::Linear lm_head_;  // weight [V, hidden]: the embedding matrix when tied
-  int64_t int8_saved_bytes_ = 0;
   RotaryEmbedding rope_;
 };
 

@@ -76,7 +76,6 @@ class LlavaModel {
   const LlavaConfig& config() const { return config_; }
   const ClipVisionModel& vision_tower() const { return vision_; }
   const LlamaModel& language_model() const { return language_model_; }
-  LlamaModel& language_model() { return language_model_; }
   c10::Device device() const { return language_model_.device(); }
 
  private:

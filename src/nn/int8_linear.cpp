@@ -1,5 +1,5 @@
-// Int8 linear layers (see int8_linear.hpp); the one-row kernel is decode_kernels::matvec_int8. Built with
-// OpenMP (CMakeLists.txt) for the blocked several-row product.
+// Int8 linear layers (see int8_linear.hpp); the one-row kernel is decode_kernels::matvec_int8, several rows
+// take nn::linear's column blocks (nn/linear_blocks.hpp).
 #include "nn/int8_linear.hpp"
 
 #include <ATen/ATen.h>
@@ -9,8 +9,7 @@
 
 #include "nn/decode_kernels.hpp"
 #include "nn/layers.hpp"
-#include "nn/one_blas_thread.hpp"
-#include "nn/parallel_parts.hpp"
+#include "nn/linear_blocks.hpp"
 
 namespace pictor::nn {
 
@@ -29,21 +28,15 @@ at::Tensor dequantize(const Int8Matrix& m) {
 }
 
 namespace {
-// Several rows (a prompt's prefill): the output columns are split into 8 blocks (as nn::linear splits a
-// product with fewer rows than columns), and each part dequantizes its block of weight rows into a
-// per-thread buffer and multiplies there, so the fp32 matrix never exists whole (for a 2B model's MLP that
-// was 134 MB written and read back per product, twice, by the ATen expression). The blocks are fixed by
-// the shape, so the result does not depend on the thread count.
+// Several rows (a prompt's prefill): nn::linear's column blocks, each part dequantizing its block of weight
+// rows into a per-thread buffer and multiplying there, so the fp32 matrix never exists whole (for a 2B
+// model's MLP that was 134 MB written and read back per product, twice, by the ATen expression).
 at::Tensor blocked_product(const at::Tensor& x, const Int8Matrix& w, const at::Tensor& bias) {
-  constexpr int64_t kParts = 8, kAlign = 16;
   const int64_t N = w.values.size(0), K = w.values.size(1), M = x.numel() / K;
-  const int64_t block = ((N + kParts - 1) / kParts + kAlign - 1) / kAlign * kAlign;
-  const at::Tensor x2 = x.reshape({M, K});
   at::Tensor out = at::empty({M, N}, x.options());
   const int8_t* values = w.values.data_ptr<int8_t>();
   const float* scales = w.scales.data_ptr<float>();
-  parallel_parts((N + block - 1) / block, [&](int64_t part) {
-    const int64_t start = part * block, len = std::min(block, N - start);
+  auto dequantized_rows = [&](int64_t start, int64_t len) {
     thread_local std::vector<float> buffer;
     buffer.resize(static_cast<size_t>(len * K));
     for (int64_t n = 0; n < len; ++n) {  // the same float(q) * scale as dequantize()
@@ -52,14 +45,9 @@ at::Tensor blocked_product(const at::Tensor& x, const Int8Matrix& w, const at::T
       const float s = scales[start + n];
       for (int64_t k = 0; k < K; ++k) row[k] = float(q[k]) * s;
     }
-    const at::Tensor wt = at::from_blob(buffer.data(), {len, K}, x.options()).t();
-    at::Tensor o = out.narrow(1, start, len);
-    OneBlasThread one;
-    if (bias.defined())
-      at::addmm_out(o, bias.narrow(0, start, len), x2, wt);
-    else
-      at::mm_out(o, x2, wt);
-  });
+    return at::from_blob(buffer.data(), {len, K}, x.options());
+  };
+  column_block_products(x.reshape({M, K}), N, dequantized_rows, bias, nullptr, out);
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = N;
   return out.view(shape);

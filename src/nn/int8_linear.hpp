@@ -6,7 +6,8 @@
 // Quantization is symmetric per row: scale = max|w_row| / 127, q = round(w / scale) in [-127, 127], so
 // each weight is off by at most scale / 2 (0.4 % of the row's largest magnitude). One input row runs a
 // fused AVX2 kernel (int8 -> fp32 conversion and FMA, no dequantized copy); more rows (prefill, batches)
-// dequantize the matrix and take nn::linear. Accuracy against the fp32 goldens: docs/PERFORMANCE.md.
+// take nn::linear's column blocks, each dequantized into a small per-thread buffer just before its product. Accuracy
+// against the fp32 goldens: docs/PERFORMANCE.md.
 #include <ATen/core/Tensor.h>
 
 namespace pictor::nn {

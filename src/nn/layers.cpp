@@ -19,17 +19,22 @@ Linear::Linear(ParamSource& p, const std::string& prefix, int64_t in, int64_t ou
   if (has_bias) bias = p.get(join(prefix, "bias"), {out}, Init::Bias);
 }
 
-at::Tensor Linear::operator()(const at::Tensor& x) const {
-  const at::Tensor& w = int8.defined() ? int8.values : weight;
+namespace {
+void count_flops(const at::Tensor& x, const Linear& l) {
   if (FlopCounter::enabled())  // each output element: in_features multiply-adds
-    FlopCounter::add(2.0 * double(x.numel() / x.size(-1)) * double(w.numel()));
+    FlopCounter::add(2.0 * double(x.numel() / x.size(-1)) *
+                     double((l.int8.defined() ? l.int8.values : l.weight).numel()));
+}
+}  // namespace
+
+at::Tensor Linear::operator()(const at::Tensor& x) const {
+  count_flops(x, *this);
   return int8.defined() ? linear_int8(x, int8, bias) : linear(x, weight, bias);
 }
 
 at::Tensor Linear::operator()(const at::Tensor& x, Activation then) const {
-  if (int8.defined()) return activate((*this)(x), then);
-  if (FlopCounter::enabled()) FlopCounter::add(2.0 * double(x.numel() / x.size(-1)) * double(weight.numel()));
-  return linear(x, weight, bias, then);
+  count_flops(x, *this);
+  return int8.defined() ? activate(linear_int8(x, int8, bias), then) : linear(x, weight, bias, then);
 }
 
 Linear join_outputs(std::initializer_list<Linear*> parts) {

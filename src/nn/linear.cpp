@@ -17,6 +17,7 @@
 
 #include "nn/decode_kernels.hpp"
 #include "nn/layers.hpp"
+#include "nn/linear_blocks.hpp"
 #include "nn/one_blas_thread.hpp"
 #include "nn/parallel_parts.hpp"
 
@@ -54,30 +55,41 @@ at::Tensor linear_then(const at::Tensor& x, const at::Tensor& weight, const at::
   at::Tensor out = at::empty({M, N}, x.options());
   // Each part re-packs the operand it shares with the others (BLAS copies it into its blocked layout):
   // row parts share the weight (K x N), column parts the input (M x K), so split the larger dimension.
-  const bool by_rows = M >= kParts * kMinPartRows && M >= N;
-  const int64_t step = by_rows ? ceil_div(M, kParts) : ceil_div(ceil_div(N, kParts), kAlign) * kAlign;
-  const int64_t parts = ceil_div(by_rows ? M : N, step);
-  parallel_parts(parts, [&](int64_t part) {
-    OneBlasThread one;
-    const int64_t start = part * step, len = std::min(step, (by_rows ? M : N) - start);
-    at::Tensor o = out.narrow(by_rows ? 0 : 1, start, len);
-    if (by_rows) {
+  if (M >= kParts * kMinPartRows && M >= N) {
+    const int64_t step = ceil_div(M, kParts);
+    parallel_parts(ceil_div(M, step), [&](int64_t part) {
+      OneBlasThread one;
+      const int64_t start = part * step, len = std::min(step, M - start);
+      at::Tensor o = out.narrow(0, start, len);
       if (bias.defined())
         at::addmm_out(o, bias, x2.narrow(0, start, len), weight.t());
       else
         at::mm_out(o, x2.narrow(0, start, len), weight.t());
-    } else {
-      const at::Tensor wt = weight.narrow(0, start, len).t();
-      if (bias.defined())
-        at::addmm_out(o, bias.narrow(0, start, len), x2, wt);
-      else
-        at::mm_out(o, x2, wt);
-    }
-    if (then) activate_(o, *then);  // single-threaded here, on a block the product just wrote
-  });
+      if (then) activate_(o, *then);  // single-threaded here, on a block the product just wrote
+    });
+  } else {
+    column_block_products(
+        x2, N, [&](int64_t start, int64_t len) { return weight.narrow(0, start, len); }, bias, then, out);
+  }
   return out.view(shape);
 }
 }  // namespace
+
+void column_block_products(const at::Tensor& x2, int64_t N, const WeightRows& rows, const at::Tensor& bias,
+                           const Activation* then, at::Tensor& out) {
+  const int64_t step = ceil_div(ceil_div(N, kParts), kAlign) * kAlign;
+  parallel_parts(ceil_div(N, step), [&](int64_t part) {
+    OneBlasThread one;
+    const int64_t start = part * step, len = std::min(step, N - start);
+    at::Tensor o = out.narrow(1, start, len);
+    const at::Tensor wt = rows(start, len).t();
+    if (bias.defined())
+      at::addmm_out(o, bias.narrow(0, start, len), x2, wt);
+    else
+      at::mm_out(o, x2, wt);
+    if (then) activate_(o, *then);  // single-threaded here, on a block the product just wrote
+  });
+}
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   return linear_then(x, weight, bias, nullptr);

@@ -21,8 +21,7 @@ void parallel_parts(int64_t n, const Fn& fn) {
   if (n <= 0) return;
   std::atomic<int64_t> next{0};
   const bool inference = c10::InferenceMode::is_enabled();
-  const int64_t workers = std::min<int64_t>(n, at::in_parallel_region() ? 1 : at::get_num_threads());
-  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
+  at::parallel_for(0, std::min<int64_t>(n, at::get_num_threads()), 1, [&](int64_t, int64_t) {
     c10::InferenceMode guard(inference);  // thread-local: the worker threads need it too
     for (int64_t part = next.fetch_add(1); part < n; part = next.fetch_add(1)) fn(part);
   });

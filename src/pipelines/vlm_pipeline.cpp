@@ -94,7 +94,7 @@ struct VisionLanguageModel::Impl {
   std::string llava_image_token = "<image>";
 
   // The family's language model (Idefics3's text model or LLaVA's).
-  models::LlamaModel& language_model() const {
+  const models::LlamaModel& language_model() const {
     return family == VlmFamily::Idefics3 ? idefics3->text_model() : llava->language_model();
   }
 };
@@ -151,10 +151,6 @@ const models::GenerationConfig& VisionLanguageModel::default_generation() const 
 }
 const tokenizers::LlmTokenizer& VisionLanguageModel::tokenizer() const {
   return *impl_->tokenizer;
-}
-
-int64_t VisionLanguageModel::quantize_decoder_int8() {
-  return impl_->language_model().quantize_int8();
 }
 
 bool VisionLanguageModel::decoder_int8() const {

@@ -52,8 +52,9 @@ class VisionLanguageModel {
  public:
   // Loads config.json, model*.safetensors, the tokenizer, chat template, image processor configs and
   // generation_config.json (optional). Unknown families throw Unsupported naming config.json's field.
-  // int8_decoder: the language model is built with int8 linear layers, layer by layer (the fp32 model
-  // never exists whole); the same result as quantize_decoder_int8() after an fp32 load.
+  // int8_decoder: the language model's linear layers are stored as int8 with per-row scales
+  // (LlamaModel::quantize_int8), quantized layer by layer while it is built so the fp32 model never exists
+  // whole; decoding streams a quarter of the bytes per token. The vision encoder stays fp32.
   static std::unique_ptr<VisionLanguageModel> load(const std::filesystem::path& dir, c10::Device device = c10::kCPU,
                                                    bool int8_decoder = false);
   ~VisionLanguageModel();
@@ -64,10 +65,6 @@ class VisionLanguageModel {
   const models::GenerationConfig& default_generation() const;
   const tokenizers::LlmTokenizer& tokenizer() const;
 
-  // Stores the language model's linear layers as int8 with per-row scales (LlamaModel::quantize_int8):
-  // decoding streams a quarter of the bytes per token. The vision encoder stays fp32. Returns the bytes
-  // saved against the fp32 weights.
-  int64_t quantize_decoder_int8();
   bool decoder_int8() const;
   int64_t decoder_int8_saved_bytes() const;  // bytes the int8 language model saves against fp32
 
