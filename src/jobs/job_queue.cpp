@@ -19,6 +19,7 @@ struct JobQueue::Live {
   double eta_s = 0;
   std::shared_ptr<const std::vector<uint8_t>> preview_png;
   int preview_step = 0;
+  std::string text;  // streamed so far, for subscribers that arrive after it started
   std::atomic<bool> cancel{false};
   bool shutdown = false;  // cancelled because the server is stopping: stays queued for the next start
   std::vector<std::weak_ptr<JobSubscription>> subscribers;
@@ -203,6 +204,7 @@ void JobQueue::run(const std::shared_ptr<Live>& job) {
   };
   ctx.text = [&](const std::string& delta) {
     std::lock_guard lock(mutex_);
+    job->text += delta;
     publish(*job, {"text", {{"delta", delta}}});
   };
   ctx.cancelled = [&] { return job->cancel.load(); };
@@ -340,6 +342,8 @@ std::shared_ptr<JobSubscription> JobQueue::subscribe(const std::string& id) {
     if (it != live_.end()) {
       auto& j = *it->second;
       sub->push({"state", status_of_live(j.rec, j.step, j.total, j.eta_s, j.preview_png, j.preview_step).to_json()});
+      // A stream subscribes just after submitting; a fast job may already have produced text.
+      if (!j.text.empty()) sub->push({"text", {{"delta", j.text}}});
       j.subscribers.push_back(sub);
       return sub;
     }

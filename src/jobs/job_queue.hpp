@@ -100,7 +100,8 @@ class JobQueue {
   bool cancel(const std::string& id);
   // Blocks until the job ends (or timeout_ms passes; <0: no limit) and returns its status.
   JobStatus wait(const std::string& id, int timeout_ms = -1);
-  // Events from now on (a "state" event with the current status comes first).
+  // Events from now on: a "state" event with the current status comes first, then, for a running job that
+  // has streamed text already, that text as one "text" event, so no delta is lost to a late subscriber.
   std::shared_ptr<JobSubscription> subscribe(const std::string& id);
   QueueStats stats();
 
